@@ -1,0 +1,35 @@
+"""statestore: the state of workflow systems in one relational schema.
+
+Open a store with :func:`open_store`; see the README for a tour.
+"""
+
+from statestore.check import CheckReport
+from statestore.errors import (
+    AlreadyExists,
+    Busy,
+    Conflict,
+    InvalidInput,
+    InvalidReference,
+    NotFound,
+    SchemaOutOfDate,
+    StoreError,
+    TransactionConflict,
+    Unavailable,
+)
+from statestore.store import Store, open_store
+
+__all__ = [
+    "AlreadyExists",
+    "Busy",
+    "CheckReport",
+    "Conflict",
+    "InvalidInput",
+    "InvalidReference",
+    "NotFound",
+    "SchemaOutOfDate",
+    "Store",
+    "StoreError",
+    "TransactionConflict",
+    "Unavailable",
+    "open_store",
+]

@@ -1,0 +1,141 @@
+"""Running units of work on PostgreSQL (asyncpg) and MySQL/MariaDB (asyncmy).
+
+Units are synchronous functions; ``AsyncConnection.run_sync`` runs them in a
+greenlet, so each ``conn.execute`` inside is one awaited round trip on the
+asyncio driver with no thread involved. A unit that promises to be a single
+statement runs in AUTOCOMMIT: the statement is atomic by itself, and skipping
+BEGIN and COMMIT saves two of its three round trips (measured: 2.8–3.6× raw
+asyncpg with them, 1.1–1.4× without).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from statestore.core.classify import classify
+from statestore.core.engine import create_server_engine
+from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined
+from statestore.core.urls import Target
+
+__all__ = ["ServerRunner"]
+
+
+def _transact(unit: Unit[T]) -> Unit[T]:
+    def in_transaction(connection: Connection) -> T:
+        with connection.begin():
+            return unit(connection)
+
+    return in_transaction
+
+
+@dataclass
+class _ServerTransaction:
+    connection: AsyncConnection
+    guard: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def run(self, unit: Unit[T], *, offload: bool = False) -> T:
+        # One connection serves one statement at a time, even if several
+        # tasks share the transaction.
+        async with self.guard:
+            try:
+                return await self.connection.run_sync(unit)
+            except Exception as error:
+                raise classify(error) from error
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        try:
+            nested = await self.connection.begin_nested()
+        except Exception as error:
+            raise classify(error) from error
+        try:
+            yield
+        except BaseException:
+            await nested.rollback()
+            raise
+        else:
+            await nested.commit()
+
+
+class ServerRunner:
+    """The :class:`~statestore.core.runner.Runner` for database servers."""
+
+    def __init__(self, target: Target, *, echo: bool, options: dict[str, Any]) -> None:
+        self.target = target
+        self._engine: AsyncEngine = create_server_engine(target, echo=echo, options=options)
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Reads see one snapshot across their statements (a logbook loaded
+        # in three queries must not mix two versions of it).
+        self._snapshot = self._engine.execution_options(isolation_level="REPEATABLE READ")
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._engine.dialect
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The asyncio engine (for tools that need one, such as benchmarks)."""
+        return self._engine
+
+    async def _run(self, engine: AsyncEngine, unit: Unit[T]) -> T:
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(unit)
+        except Exception as error:
+            raise classify(error) from error
+
+    async def read(self, unit: Unit[T], *, offload: bool = False) -> T:
+        joined_transaction = current_transaction(self)
+        if joined_transaction is not None:
+            return await joined_transaction.run(unit)
+        return await self._run(self._snapshot, _transact(unit))
+
+    async def write(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
+        joined_transaction = current_transaction(self)
+        if joined_transaction is not None:
+            return await joined_transaction.run(unit)
+        if single_statement:
+            return await self._run(self._autocommit, unit)
+        return await self._run(self._engine, _transact(unit))
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[ActiveTransaction]:
+        outer = current_transaction(self)
+        if outer is not None:
+            async with outer.savepoint():
+                yield outer
+            return
+        try:
+            connection = await self._engine.connect()
+            transaction = await connection.begin()
+        except Exception as error:
+            raise classify(error) from error
+        try:
+            active = _ServerTransaction(connection)
+            try:
+                with joined(self, active):
+                    yield active
+            except BaseException:
+                await transaction.rollback()
+                raise
+            try:
+                await transaction.commit()
+            except Exception as error:
+                raise classify(error) from error
+        finally:
+            await connection.close()
+
+    async def admin(self, unit: Unit[T], *, foreign_keys_off: bool = False) -> T:
+        # Server backends keep foreign keys on during migrations: their ALTERs
+        # do not rebuild tables, so no cascade can fire by accident.
+        return await self._run(self._engine, unit)
+
+    async def close(self) -> None:
+        await self._engine.dispose()

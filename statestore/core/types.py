@@ -1,0 +1,120 @@
+"""Column types shared by both models: UTC datetimes and strict JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from statestore.errors import InvalidInput
+
+__all__ = ["JSONValue", "UTCDateTime", "dump_json", "ensure_json", "utcnow"]
+
+JSONValue = Any
+"""What a JSON column holds: None, bool, int, float, str, list, dict[str, …]."""
+
+
+def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    ``DateTime(timezone=True)`` comes back naive on SQLite and MySQL and, on
+    SQLite, silently drops the offset (12:00+02:00 is stored as 12:00). This
+    type converts every value to UTC before it is bound, stores naive UTC where
+    the dialect has no zone, and always returns an aware UTC datetime. Naive
+    inputs are rejected: the store cannot know which zone they meant.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            # Microsecond precision; MySQL's DATETIME defaults to whole seconds.
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise InvalidInput(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInput(f"naive datetime {value.isoformat()} has no time zone; pass an aware one")
+        value = value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _reject_unknown(value: object) -> Any:
+    raise TypeError(f"{type(value).__name__} is not representable in JSON")
+
+
+def dump_json(value: JSONValue) -> str:
+    """Serialise strictly: no NaN/Infinity, no silent ``str()`` of unknown types.
+
+    Used as every engine's ``json_serializer`` so that all dialects accept and
+    reject exactly the same values.
+    """
+    return json.dumps(value, allow_nan=False, default=_reject_unknown, ensure_ascii=False)
+
+
+def ensure_json(value: JSONValue, what: str) -> JSONValue:
+    """Return ``value`` if JSON represents it faithfully, else raise InvalidInput.
+
+    Tuples are accepted and become lists (JSON's only sequence). Sets, bytes,
+    datetimes, other objects, non-string dict keys and non-finite floats are
+    rejected, because storing them would change them (SQLite would coerce,
+    PostgreSQL would refuse): ``what`` names the field in the error.
+    """
+    problem = _json_problem(value, "")
+    if problem is not None:
+        path, reason = problem
+        where = f"{what}{path}" if path else what
+        raise InvalidInput(f"{where}: {reason}")
+    return value
+
+
+def _json_problem(value: object, path: str) -> tuple[str, str] | None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, f"{value!r} is not representable in JSON")
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            problem = _json_problem(item, f"{path}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return (path, f"dict key {key!r} is not a string; JSON would turn it into one")
+            problem = _json_problem(item, f"{path}[{key!r}]")
+            if problem is not None:
+                return problem
+        return None
+    return (path, f"{type(value).__name__} is not representable in JSON")
+
+
+JSONType: TypeEngine[Any] = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""JSON everywhere, JSONB on PostgreSQL; Python None is SQL NULL."""

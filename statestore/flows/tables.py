@@ -1,0 +1,69 @@
+"""Tables of the flow model: logbooks → flow details → atom details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from statestore.core.base import Base, EntityColumns, IdType
+from statestore.core.types import JSONType
+from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
+
+__all__ = ["AtomDetailRow", "FlowDetailRow", "LogBookRow", "NAME_LENGTH", "VERSION_LENGTH"]
+
+NAME_LENGTH = 255
+VERSION_LENGTH = 64
+STATE_LENGTH = 16
+
+
+def _one_of(column: str, values: type[Any]) -> str:
+    quoted = ", ".join(f"'{member.value}'" for member in values)
+    return f"{column} IN ({quoted})"
+
+
+class LogBookRow(EntityColumns, Base):
+    """A logbook: a named container of flow details."""
+
+    __tablename__ = "logbooks"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class FlowDetailRow(EntityColumns, Base):
+    """The persisted state of one flow run inside a logbook."""
+
+    __tablename__ = "flow_details"
+    __table_args__ = (CheckConstraint(_one_of("state", FlowState), name="state"),)
+
+    logbook_id: Mapped[int] = mapped_column(IdType, ForeignKey("logbooks.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    state: Mapped[str | None] = mapped_column(String(STATE_LENGTH))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class AtomDetailRow(EntityColumns, Base):
+    """The persisted state of one task or retry of a flow detail."""
+
+    __tablename__ = "atom_details"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", AtomKind), name="kind"),
+        CheckConstraint(_one_of("state", AtomState), name="state"),
+        CheckConstraint(_one_of("intention", Intention), name="intention"),
+    )
+
+    flow_detail_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("flow_details.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    kind: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str | None] = mapped_column(String(STATE_LENGTH))
+    intention: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    results: Mapped[Any | None] = mapped_column(JSONType)
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    revert_results: Mapped[Any | None] = mapped_column(JSONType)
+    revert_failure: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    version: Mapped[str | None] = mapped_column(String(VERSION_LENGTH))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType)

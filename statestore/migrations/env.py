@@ -1,0 +1,36 @@
+"""Alembic environment: migrations run on a connection the store provides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+
+import statestore.models  # noqa: F401  (registers every table on Base.metadata)
+from statestore.core.base import Base
+from statestore.core.types import UTCDateTime
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("statestore migrations run through `statestore upgrade` or `await store.upgrade()`")
+
+
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+    """Render statestore's own column types importably in new migrations."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        autogen_context.imports.add("from statestore.core.types import UTCDateTime")
+        return "UTCDateTime()"
+    return False
+
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTERs by rebuilding
+    compare_type=True,
+    render_item=render_item,
+)
+with context.begin_transaction():
+    context.run_migrations()

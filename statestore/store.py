@@ -1,0 +1,148 @@
+"""The Store: one database, its runner, its schema, its repositories."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from statestore.check import CheckReport, run_checks
+from statestore.core import migrate
+from statestore.core.runner import ActiveTransaction, Runner, T, Unit
+from statestore.core.server_runner import ServerRunner
+from statestore.core.sqlite_runner import SqliteRunner
+from statestore.core.urls import Backend, resolve_url
+from statestore.errors import InvalidInput, SchemaOutOfDate
+
+__all__ = ["Store", "open_store"]
+
+
+class Store:
+    """An open database. Create it with :func:`open_store`.
+
+    Repository calls made inside ``async with store.transaction():`` join that
+    transaction; outside one, each call is its own short transaction.
+    """
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    @property
+    def backend(self) -> Backend:
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        return self._runner.target.backend
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self._runner.target.url.render_as_string(hide_password=True)
+
+    @property
+    def runner(self) -> Runner:
+        """How units reach the database (for repositories and benchmarks)."""
+        return self._runner
+
+    # -- units of work (used by repositories) --------------------------------
+
+    async def read(self, unit: Unit[T], *, offload: bool = False) -> T:
+        """Run a read-only unit; it never takes SQLite's write lock."""
+        return await self._runner.read(unit, offload=offload)
+
+    async def write(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
+        """Run a writing unit, committed when this returns (or joined to the
+        caller's open transaction)."""
+        return await self._runner.write(unit, offload=offload, single_statement=single_statement)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ActiveTransaction]:
+        """One write transaction that every repository call inside joins.
+
+        It commits when the block completes and rolls back if the block
+        raises. A nested ``transaction()`` is a savepoint. On SQLite it takes
+        the write lock at once (``BEGIN IMMEDIATE``), so a read-then-write
+        inside it cannot lose an update to a concurrent writer.
+        """
+        async with self._runner.begin() as active:
+            yield active
+
+    # -- schema ----------------------------------------------------------------
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Create or migrate the schema (idempotent), from a running loop."""
+        await self._runner.admin(lambda conn: migrate.upgrade(conn, revision), foreign_keys_off=True)
+
+    async def downgrade(self, revision: str) -> None:
+        """Migrate down to ``revision``; ``"base"`` drops every table."""
+        await self._runner.admin(lambda conn: migrate.downgrade(conn, revision), foreign_keys_off=True)
+
+    async def schema_revision(self) -> str | None:
+        """The database's migration revision (None: no statestore schema)."""
+        return await self._runner.admin(migrate.current_revision)
+
+    async def ensure_schema_current(self) -> None:
+        """Raise :class:`SchemaOutOfDate` unless the database is at this
+        version's head revision."""
+        revision = await self.schema_revision()
+        head = migrate.head_revision()
+        if revision == head:
+            return
+        if revision is None:
+            raise SchemaOutOfDate(
+                f"{self.url} has no statestore schema; run `statestore upgrade` or open it with create=True"
+            )
+        raise SchemaOutOfDate(
+            f"{self.url} is at schema revision {revision}, this statestore expects {head}; "
+            "run `statestore upgrade` (or install the statestore that wrote it, if it is newer)"
+        )
+
+    async def check(self) -> CheckReport:
+        """Integrity, foreign keys and schema revision, as a report."""
+        return await self._runner.admin(run_checks)
+
+    async def close(self) -> None:
+        """Finish queued writes and release every connection."""
+        await self._runner.close()
+
+
+def _runner_for(url: str | URL | None, options: dict[str, Any]) -> Runner:
+    target = resolve_url(url)
+    echo = bool(options.pop("echo", False))
+    if target.backend == "sqlite":
+        busy_timeout = float(options.pop("busy_timeout", 30.0))
+        readers = int(options.pop("readers", 4))
+        if options:
+            raise InvalidInput(f"unknown SQLite options: {', '.join(sorted(options))}")
+        return SqliteRunner(target, busy_timeout=busy_timeout, readers=readers, echo=echo)
+    return ServerRunner(target, echo=echo, options=options)
+
+
+@asynccontextmanager
+async def open_store(url: str | URL | None = None, *, create: bool = False, **options: Any) -> AsyncIterator[Store]:
+    """Open the store at ``url`` for the duration of an ``async with`` block.
+
+    Args:
+        url: a database URL; ``None`` uses ``$STATESTORE_URL``, else the
+            SQLite file ``statestore.db`` in the working directory.
+            ``sqlite:///path``, ``postgresql://…`` and ``mysql://…`` are
+            mapped to the drivers statestore uses.
+        create: create or migrate the schema to this version's head first.
+            Without it, a database whose schema is behind raises
+            :class:`SchemaOutOfDate`.
+        **options: ``echo``; for SQLite ``busy_timeout`` (seconds another
+            process may hold the write lock before :class:`Busy`, default 30)
+            and ``readers`` (threads for offloaded reads); for servers, pool
+            options passed to SQLAlchemy (``pool_size``, ``max_overflow``,
+            ``pool_timeout``, ``pool_recycle``, ``connect_args``).
+    """
+    store = Store(_runner_for(url, dict(options)))
+    try:
+        if create:
+            await store.upgrade()
+        else:
+            await store.ensure_schema_current()
+        yield store
+    finally:
+        await store.close()
+
