@@ -15,6 +15,7 @@ from statestore.core.server_runner import ServerRunner
 from statestore.core.sqlite_runner import SqliteRunner
 from statestore.core.urls import Backend, resolve_url
 from statestore.errors import InvalidInput, SchemaOutOfDate
+from statestore.flows.repositories import AtomDetails, FlowDetails, LogBooks
 
 __all__ = ["Store", "open_store"]
 
@@ -28,6 +29,12 @@ class Store:
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
+        self.logbooks = LogBooks(self)
+        """Logbooks of the flow model (TaskFlow's LogBook)."""
+        self.flow_details = FlowDetails(self)
+        """Flow details of the flow model (TaskFlow's FlowDetail)."""
+        self.atom_details = AtomDetails(self)
+        """Task and retry details of the flow model (TaskFlow's AtomDetail)."""
 
     @property
     def backend(self) -> Backend:

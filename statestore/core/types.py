@@ -79,41 +79,34 @@ def dump_json(value: JSONValue) -> str:
 
 
 def ensure_json(value: JSONValue, what: str) -> JSONValue:
-    """Return ``value`` if JSON represents it faithfully, else raise InvalidInput.
+    """Return ``value`` as JSON will store it, or raise InvalidInput.
 
-    Tuples are accepted and become lists (JSON's only sequence). Sets, bytes,
+    Tuples are accepted and become lists (JSON's only sequence), so the value
+    returned compares equal to what a later read gives back. Sets, bytes,
     datetimes, other objects, non-string dict keys and non-finite floats are
     rejected, because storing them would change them (SQLite would coerce,
     PostgreSQL would refuse): ``what`` names the field in the error.
     """
-    problem = _json_problem(value, "")
-    if problem is not None:
-        path, reason = problem
-        where = f"{what}{path}" if path else what
-        raise InvalidInput(f"{where}: {reason}")
-    return value
+    return _normalized(value, what)
 
 
-def _json_problem(value: object, path: str) -> tuple[str, str] | None:
+def _normalized(value: object, path: str) -> JSONValue:
     if value is None or isinstance(value, (bool, int, str)):
-        return None
+        return value
     if isinstance(value, float):
-        return None if math.isfinite(value) else (path, f"{value!r} is not representable in JSON")
+        if not math.isfinite(value):
+            raise InvalidInput(f"{path}: {value!r} is not representable in JSON")
+        return value
     if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            problem = _json_problem(item, f"{path}[{index}]")
-            if problem is not None:
-                return problem
-        return None
+        return [_normalized(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, dict):
+        normal: dict[str, JSONValue] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                return (path, f"dict key {key!r} is not a string; JSON would turn it into one")
-            problem = _json_problem(item, f"{path}[{key!r}]")
-            if problem is not None:
-                return problem
-        return None
-    return (path, f"{type(value).__name__} is not representable in JSON")
+                raise InvalidInput(f"{path}: dict key {key!r} is not a string; JSON would turn it into one")
+            normal[key] = _normalized(item, f"{path}[{key!r}]")
+        return normal
+    raise InvalidInput(f"{path}: {type(value).__name__} is not representable in JSON")
 
 
 JSONType: TypeEngine[Any] = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")

@@ -1,0 +1,200 @@
+"""Records ↔ rows of the flow tables, with every check done before any SQL.
+
+Validation happens here, in Python, so that SQLite (which enforces neither
+VARCHAR lengths nor JSON types) rejects exactly what PostgreSQL and MariaDB
+reject, with a message naming the record and the field, before anything is
+written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from statestore.core.types import ensure_json
+from statestore.errors import InvalidInput
+from statestore.flows.records import AtomDetail, Failure, FlowDetail, LogBook, RetryAttempt
+from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
+from statestore.flows.tables import NAME_LENGTH, VERSION_LENGTH
+
+__all__ = [
+    "atom_from_row",
+    "atom_values",
+    "book_values",
+    "flow_from_row",
+    "flow_values",
+    "book_from_row",
+    "MUTABLE_ATOM_COLUMNS",
+]
+
+MUTABLE_ATOM_COLUMNS = (
+    "state",
+    "intention",
+    "results",
+    "failure",
+    "revert_results",
+    "revert_failure",
+    "version",
+    "meta",
+)
+"""What a merge changes; ``name`` and ``kind`` are never changed by a merge."""
+
+
+def _enum(enum: type[Any], value: object, where: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise InvalidInput(f"{where}: {value!r} is not one of {allowed}") from None
+
+
+def _text(value: object, limit: int, where: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: expected a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidInput(f"{where}: {len(value)} characters, at most {limit} allowed")
+    return value
+
+
+def _uuid(value: object, where: str) -> UUID:
+    if not isinstance(value, UUID):
+        raise InvalidInput(f"{where}: expected a uuid.UUID, got {type(value).__name__}")
+    return value
+
+
+def _meta(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{where}: expected a dict, got {type(value).__name__}")
+    return dict(ensure_json(dict(value), where))
+
+
+def _failure(value: object, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Failure):
+        raise InvalidInput(f"{where}: expected a Failure, got {type(value).__name__}")
+    return dict(ensure_json(value.to_dict(), where))
+
+
+def _retry_history(value: object, where: str) -> list[Any] | None:
+    """Encode a retry's history as ``[[data, {atom: failure}], …]``."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise InvalidInput(f"{where}: a retry's results are a list of RetryAttempt")
+    encoded: list[Any] = []
+    for index, attempt in enumerate(value):
+        if not isinstance(attempt, RetryAttempt):
+            raise InvalidInput(f"{where}[{index}]: expected a RetryAttempt, got {type(attempt).__name__}")
+        failures = {
+            str(atom): _failure(failure, f"{where}[{index}].failures[{atom!r}]")
+            for atom, failure in attempt.failures.items()
+        }
+        encoded.append([ensure_json(attempt.data, f"{where}[{index}].data"), failures])
+    return encoded
+
+
+def atom_values(atom: AtomDetail) -> dict[str, Any]:
+    """Validated column values of ``atom`` (without ids and timestamps)."""
+    where = f"atom {atom.name!r}"
+    kind = _enum(AtomKind, atom.kind, f"{where}.kind")
+    results: Any
+    if kind is AtomKind.RETRY:
+        results = _retry_history(atom.results, f"{where}.results")
+    else:
+        results = ensure_json(atom.results, f"{where}.results")
+    state = None if atom.state is None else _enum(AtomState, atom.state, f"{where}.state")
+    if state is AtomState.RETRYING and kind is AtomKind.TASK:
+        raise InvalidInput(f"{where}.state: RETRYING applies to retries only")
+    return {
+        "uuid": _uuid(atom.uuid, f"{where}.uuid"),
+        "name": _text(atom.name, NAME_LENGTH, f"{where}.name"),
+        "kind": kind.value,
+        "state": None if state is None else state.value,
+        "intention": _enum(Intention, atom.intention, f"{where}.intention").value,
+        "results": results,
+        "failure": _failure(atom.failure, f"{where}.failure"),
+        "revert_results": ensure_json(atom.revert_results, f"{where}.revert_results"),
+        "revert_failure": _failure(atom.revert_failure, f"{where}.revert_failure"),
+        "version": None if atom.version is None else _text(atom.version, VERSION_LENGTH, f"{where}.version"),
+        "meta": _meta(atom.meta, f"{where}.meta"),
+    }
+
+
+def flow_values(flow: FlowDetail) -> dict[str, Any]:
+    """Validated column values of ``flow`` itself (its atoms are separate)."""
+    where = f"flow detail {flow.name!r}"
+    return {
+        "uuid": _uuid(flow.uuid, f"{where}.uuid"),
+        "name": _text(flow.name, NAME_LENGTH, f"{where}.name"),
+        "state": None if flow.state is None else _enum(FlowState, flow.state, f"{where}.state").value,
+        "meta": _meta(flow.meta, f"{where}.meta"),
+    }
+
+
+def book_values(book: LogBook) -> dict[str, Any]:
+    """Validated column values of ``book`` itself."""
+    where = f"logbook {book.name!r}"
+    return {
+        "uuid": _uuid(book.uuid, f"{where}.uuid"),
+        "name": _text(book.name, NAME_LENGTH, f"{where}.name"),
+        "meta": _meta(book.meta, f"{where}.meta"),
+    }
+
+
+def _failure_from(value: Any) -> Failure | None:
+    return None if value is None else Failure.from_dict(value)
+
+
+def atom_from_row(row: Mapping[str, Any]) -> AtomDetail:
+    """Rebuild an atom record from its stored columns."""
+    kind = AtomKind(row["kind"])
+    results = row["results"]
+    if kind is AtomKind.RETRY and results is not None:
+        # Each entry keeps its own data: TaskFlow's decoder reused the loop
+        # variable and replaced the data by the last failure dict.
+        results = [
+            RetryAttempt(data=data, failures={atom: Failure.from_dict(failure) for atom, failure in failures.items()})
+            for data, failures in results
+        ]
+    return AtomDetail(
+        name=row["name"],
+        kind=kind,
+        uuid=row["uuid"],
+        state=None if row["state"] is None else AtomState(row["state"]),
+        intention=Intention(row["intention"]),
+        results=results,
+        failure=_failure_from(row["failure"]),
+        revert_results=row["revert_results"],
+        revert_failure=_failure_from(row["revert_failure"]),
+        version=row["version"],
+        meta=row["meta"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def flow_from_row(row: Mapping[str, Any], atoms: list[AtomDetail] | None = None) -> FlowDetail:
+    """Rebuild a flow detail record (with ``atoms`` if loaded)."""
+    return FlowDetail(
+        name=row["name"],
+        uuid=row["uuid"],
+        state=None if row["state"] is None else FlowState(row["state"]),
+        meta=row["meta"],
+        atoms=atoms if atoms is not None else [],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def book_from_row(row: Mapping[str, Any], flows: list[FlowDetail] | None = None) -> LogBook:
+    """Rebuild a logbook record (with ``flows`` if loaded)."""
+    return LogBook(
+        name=row["name"],
+        uuid=row["uuid"],
+        meta=row["meta"],
+        flows=flows if flows is not None else [],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
