@@ -44,7 +44,7 @@ class Store:
     @property
     def url(self) -> str:
         """The database URL with any password hidden."""
-        return self._runner.target.url.render_as_string(hide_password=True)
+        return self._runner.target.given
 
     @property
     def runner(self) -> Runner:
@@ -152,4 +152,3 @@ async def open_store(url: str | URL | None = None, *, create: bool = False, **op
         yield store
     finally:
         await store.close()
-

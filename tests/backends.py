@@ -2,8 +2,9 @@
 
 Server URLs come from ``STATESTORE_TEST_POSTGRES_URL`` and
 ``STATESTORE_TEST_MYSQL_URL`` (an administrative URL; the suite creates its own
-databases beside it and drops them). Outside CI a backend whose URL is unset
-or unreachable is skipped with the reason; with ``CI`` set it is a failure.
+databases beside it and drops them), defaulting to the local servers of the
+project's machines. Outside CI an unreachable backend is skipped with the
+reason; with ``CI`` set it is a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from statestore.core.urls import resolve_url
 
 BACKENDS = ("sqlite-file", "sqlite-memory", "postgresql", "mysql")
 SERVER_ENV = {"postgresql": "STATESTORE_TEST_POSTGRES_URL", "mysql": "STATESTORE_TEST_MYSQL_URL"}
+# Where the servers listen on the project's machines; the variables override.
+SERVER_DEFAULT = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/postgres",
+    "mysql": "mysql://root@127.0.0.1:3306/mysql",
+}
 IN_CI = bool(os.environ.get("CI"))
 
 
@@ -41,12 +47,7 @@ def unavailable(reason: str) -> None:
 
 
 def admin_url(backend: str) -> str:
-    variable = SERVER_ENV[backend]
-    url = os.environ.get(variable)
-    if not url:
-        unavailable(f"{variable} is not set")
-    assert url is not None
-    return url
+    return os.environ.get(SERVER_ENV[backend]) or SERVER_DEFAULT[backend]
 
 
 async def create_server_database(backend: str) -> TestDatabase:

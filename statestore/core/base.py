@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 from sqlalchemy import BigInteger, Integer, MetaData, Uuid
@@ -31,7 +31,7 @@ class Base(DeclarativeBase):
     """The one declarative base of both models (one MetaData, one schema)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         UUID: Uuid(),
         dict[str, Any]: JSONType,
@@ -40,7 +40,7 @@ class Base(DeclarativeBase):
 
 def _created_at_of_row(context: DefaultExecutionContext) -> datetime:
     """A new row's ``updated_at`` equals its ``created_at``: it has not been updated."""
-    created_at = context.get_current_parameters().get("created_at")
+    created_at = context.get_current_parameters().get("created_at")  # type: ignore[no-untyped-call]
     return created_at if isinstance(created_at, datetime) else utcnow()
 
 
@@ -55,6 +55,4 @@ class EntityColumns:
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     uuid: Mapped[UUID] = mapped_column(Uuid(), unique=True, default=uuid4)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=_created_at_of_row, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_created_at_of_row, onupdate=utcnow)

@@ -128,7 +128,7 @@ def classify(error: BaseException) -> BaseException:
         return error.orig
     if isinstance(error, (ConnectionError, TimeoutError)):
         return Unavailable(f"database unreachable: {error}")
-    if isinstance(error, sa_exc.DBAPIError) or isinstance(error, OSError):
+    if isinstance(error, (sa_exc.DBAPIError, OSError)):
         driver = _driver_error(error)
         kind = _code_class(driver) or (Unavailable if isinstance(driver, OSError) else StoreError)
         return kind(str(driver).strip() or type(driver).__name__)

@@ -81,9 +81,7 @@ class Runner(Protocol):
         ...
 
 
-_ambient: ContextVar[tuple[tuple[object, ActiveTransaction], ...]] = ContextVar(
-    "statestore_transactions", default=()
-)
+_ambient: ContextVar[tuple[tuple[object, ActiveTransaction], ...]] = ContextVar("statestore_transactions", default=())
 
 
 def current_transaction(owner: object) -> ActiveTransaction | None:
@@ -105,5 +103,3 @@ class joined:
 
     def __exit__(self, *exc_info: object) -> None:
         _ambient.reset(self._token)
-
-

@@ -296,4 +296,3 @@ def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseExcep
         future.set_exception(error)
     else:
         future.set_result(result)
-

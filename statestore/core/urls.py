@@ -36,6 +36,8 @@ class Target:
 
     backend: Backend
     url: URL
+    given: str
+    """The URL as the user wrote it (password hidden), for messages."""
 
     @property
     def is_memory(self) -> bool:
@@ -68,4 +70,4 @@ def resolve_url(url: str | URL | None = None) -> Target:
         driver_url = parsed.set(drivername="sqlite+pysqlite")
     else:
         driver_url = parsed.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
-    return Target(backend=backend, url=driver_url)
+    return Target(backend=backend, url=driver_url, given=parsed.render_as_string(hide_password=True))

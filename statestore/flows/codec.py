@@ -19,13 +19,13 @@ from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 from statestore.flows.tables import NAME_LENGTH, VERSION_LENGTH
 
 __all__ = [
+    "MUTABLE_ATOM_COLUMNS",
     "atom_from_row",
     "atom_values",
+    "book_from_row",
     "book_values",
     "flow_from_row",
     "flow_values",
-    "book_from_row",
-    "MUTABLE_ATOM_COLUMNS",
 ]
 
 MUTABLE_ATOM_COLUMNS = (
@@ -147,7 +147,7 @@ def _failure_from(value: Any) -> Failure | None:
     return None if value is None else Failure.from_dict(value)
 
 
-def atom_from_row(row: Mapping[str, Any]) -> AtomDetail:
+def atom_from_row(row: Mapping[Any, Any]) -> AtomDetail:
     """Rebuild an atom record from its stored columns."""
     kind = AtomKind(row["kind"])
     results = row["results"]
@@ -175,7 +175,7 @@ def atom_from_row(row: Mapping[str, Any]) -> AtomDetail:
     )
 
 
-def flow_from_row(row: Mapping[str, Any], atoms: list[AtomDetail] | None = None) -> FlowDetail:
+def flow_from_row(row: Mapping[Any, Any], atoms: list[AtomDetail] | None = None) -> FlowDetail:
     """Rebuild a flow detail record (with ``atoms`` if loaded)."""
     return FlowDetail(
         name=row["name"],
@@ -188,7 +188,7 @@ def flow_from_row(row: Mapping[str, Any], atoms: list[AtomDetail] | None = None)
     )
 
 
-def book_from_row(row: Mapping[str, Any], flows: list[FlowDetail] | None = None) -> LogBook:
+def book_from_row(row: Mapping[Any, Any], flows: list[FlowDetail] | None = None) -> LogBook:
     """Rebuild a logbook record (with ``flows`` if loaded)."""
     return LogBook(
         name=row["name"],

@@ -9,10 +9,10 @@ compiled cache warm and skips per-call construction.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql import Select
 
@@ -31,9 +31,9 @@ __all__ = [
     "page_flows",
 ]
 
-BOOKS = LogBookRow.__table__
-FLOWS = FlowDetailRow.__table__
-ATOMS = AtomDetailRow.__table__
+BOOKS = cast(Table, LogBookRow.__table__)
+FLOWS = cast(Table, FlowDetailRow.__table__)
+ATOMS = cast(Table, AtomDetailRow.__table__)
 
 _BOOK = select(BOOKS).where(BOOKS.c.uuid == bindparam("uuid"))
 _FLOWS_OF_BOOK = select(FLOWS).where(FLOWS.c.logbook_id == bindparam("book_id")).order_by(FLOWS.c.id)
@@ -153,7 +153,10 @@ def page_atoms(connection: Connection, flow_uuid: UUID, *, after: UUID | None, l
     atoms = [
         atom_from_row(row)
         for row in connection.execute(
-            select(ATOMS).where(ATOMS.c.flow_detail_id == flow_id, _after(ATOMS, after)).order_by(ATOMS.c.id).limit(limit)
+            select(ATOMS)
+            .where(ATOMS.c.flow_detail_id == flow_id, _after(ATOMS, after))
+            .order_by(ATOMS.c.id)
+            .limit(limit)
         ).mappings()
     ]
     if not atoms:

@@ -6,13 +6,13 @@ from enum import StrEnum
 from typing import Literal
 
 __all__ = [
-    "AtomKind",
-    "FlowState",
-    "Intention",
+    "FLOW_TRANSITIONS",
     "RETRY_TRANSITIONS",
     "TASK_TRANSITIONS",
-    "FLOW_TRANSITIONS",
+    "AtomKind",
     "AtomState",
+    "FlowState",
+    "Intention",
     "is_allowed",
 ]
 

@@ -11,7 +11,7 @@ from statestore.core.base import Base, EntityColumns, IdType
 from statestore.core.types import JSONType
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 
-__all__ = ["AtomDetailRow", "FlowDetailRow", "LogBookRow", "NAME_LENGTH", "VERSION_LENGTH"]
+__all__ = ["NAME_LENGTH", "VERSION_LENGTH", "AtomDetailRow", "FlowDetailRow", "LogBookRow"]
 
 NAME_LENGTH = 255
 VERSION_LENGTH = 64
@@ -54,9 +54,7 @@ class AtomDetailRow(EntityColumns, Base):
         CheckConstraint(_one_of("intention", Intention), name="intention"),
     )
 
-    flow_detail_id: Mapped[int] = mapped_column(
-        IdType, ForeignKey("flow_details.id", ondelete="CASCADE"), index=True
-    )
+    flow_detail_id: Mapped[int] = mapped_column(IdType, ForeignKey("flow_details.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     kind: Mapped[str] = mapped_column(String(8))
     state: Mapped[str | None] = mapped_column(String(STATE_LENGTH))

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.elements import BindParameter
 
 from statestore.core.dialect import update_returning, upsert
 from statestore.core.types import utcnow
@@ -33,14 +34,18 @@ __all__ = ["clear_all", "destroy_book", "save_book", "update_atom", "update_flow
 
 _CHUNK = 500  # rows per IN (…) list, well under every dialect's parameter limit
 
-_ATOM_SET = {name: bindparam(name) for name in (*MUTABLE_ATOM_COLUMNS, "updated_at")}
+_ATOM_SET: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in (*MUTABLE_ATOM_COLUMNS, "updated_at")}
 _UPDATE_ATOM = update(ATOMS).where(ATOMS.c.uuid == bindparam("b_uuid"), ATOMS.c.kind == bindparam("b_kind"))
 _UPDATE_ATOM_RETURNING = _UPDATE_ATOM.values(_ATOM_SET).returning(ATOMS.c.name, ATOMS.c.created_at)
 _UPDATE_ATOM_PLAIN = _UPDATE_ATOM.values(_ATOM_SET)
 _ATOM_IDENTITY = select(ATOMS.c.name, ATOMS.c.kind, ATOMS.c.created_at).where(ATOMS.c.uuid == bindparam("uuid"))
 _UPDATE_ATOM_BY_UUID = update(ATOMS).where(ATOMS.c.uuid == bindparam("b_uuid")).values(_ATOM_SET)
 
-_FLOW_SET = {"state": bindparam("state"), "meta": bindparam("meta"), "updated_at": bindparam("updated_at")}
+_FLOW_SET: dict[str, BindParameter[Any]] = {
+    "state": bindparam("state"),
+    "meta": bindparam("meta"),
+    "updated_at": bindparam("updated_at"),
+}
 _UPDATE_FLOW = update(FLOWS).where(FLOWS.c.uuid == bindparam("b_uuid")).values(_FLOW_SET)
 _UPDATE_FLOW_RETURNING = _UPDATE_FLOW.returning(FLOWS.c.id, FLOWS.c.name, FLOWS.c.created_at)
 _FLOW_IDENTITY = select(FLOWS.c.id, FLOWS.c.name, FLOWS.c.created_at).where(FLOWS.c.uuid == bindparam("uuid"))
@@ -124,9 +129,7 @@ def update_flow(connection: Connection, flow: dict[str, Any], atoms: Sequence[di
     stored = {stored_row["uuid"]: stored_row for stored_row in stored_rows}
     new, changed = _merge_atoms(connection, row["id"], stored, atoms, now)
     merged = [
-        atom_from_row(
-            {**stored_row, **changed[stored_row["uuid"]], "name": stored_row["name"], "updated_at": now}
-        )
+        atom_from_row({**stored_row, **changed[stored_row["uuid"]], "name": stored_row["name"], "updated_at": now})
         if stored_row["uuid"] in changed
         else atom_from_row(stored_row)
         for stored_row in stored_rows
@@ -156,9 +159,7 @@ def save_book(
     )
     book_id = connection.execute(select(BOOKS.c.id).where(BOOKS.c.uuid == book["uuid"])).scalar_one()
     if flows:
-        flow_rows = [
-            {**values, "logbook_id": book_id, "created_at": now, "updated_at": now} for values, _ in flows
-        ]
+        flow_rows = [{**values, "logbook_id": book_id, "created_at": now, "updated_at": now} for values, _ in flows]
         connection.execute(upsert(dialect, FLOWS, "uuid", ["state", "meta", "updated_at"]), flow_rows)
         flow_ids: dict[UUID, int] = {
             flow_uuid: flow_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
@@ -17,7 +17,7 @@ if connection is None:
     raise RuntimeError("statestore migrations run through `statestore upgrade` or `await store.upgrade()`")
 
 
-def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render statestore's own column types importably in new migrations."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         autogen_context.imports.add("from statestore.core.types import UTCDateTime")
