@@ -53,9 +53,9 @@ class Store:
 
     # -- units of work (used by repositories) --------------------------------
 
-    async def read(self, unit: Unit[T], *, offload: bool = False) -> T:
+    async def read(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
         """Run a read-only unit; it never takes SQLite's write lock."""
-        return await self._runner.read(unit, offload=offload)
+        return await self._runner.read(unit, offload=offload, single_statement=single_statement)
 
     async def write(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
         """Run a writing unit, committed when this returns (or joined to the

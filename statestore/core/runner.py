@@ -54,8 +54,12 @@ class Runner(Protocol):
         """The SQLAlchemy dialect statements are compiled for."""
         ...
 
-    async def read(self, unit: Unit[T], *, offload: bool = False) -> T:
-        """Run a read-only unit in its own transaction (never the write lock)."""
+    async def read(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
+        """Run a read-only unit in its own transaction (never the write lock).
+
+        ``single_statement`` promises one SELECT, which sees one snapshot by
+        itself, so a server backend may skip the transaction around it.
+        """
         ...
 
     async def write(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:

@@ -159,7 +159,7 @@ class SqliteRunner:
         except Exception as error:
             raise classify(error) from error
 
-    async def read(self, unit: Unit[T], *, offload: bool = False) -> T:
+    async def read(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
         joined_transaction = current_transaction(self)
         if joined_transaction is not None:
             return await joined_transaction.run(unit, offload=offload)

@@ -140,7 +140,7 @@ class AtomDetails:
 
     async def get(self, uuid: UUID) -> AtomDetail:
         """Atom detail ``uuid`` (NotFound if missing)."""
-        return await self._store.read(partial(loading.load_atom, uuid=uuid))
+        return await self._store.read(partial(loading.load_atom, uuid=uuid), single_statement=True)
 
     async def page(self, flow: UUID, *, after: UUID | None = None, limit: int = DEFAULT_PAGE) -> list[AtomDetail]:
         """Up to ``limit`` atom details of flow detail ``flow`` after ``after``."""
