@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, create_engine
@@ -13,10 +13,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from statestore.core.types import dump_json
 from statestore.core.urls import Target
 
-__all__ = ["SQLITE_BEGIN_OPTION", "create_server_engine", "create_sqlite_engine", "set_busy_timeout"]
-
-SQLITE_BEGIN_OPTION = "statestore_sqlite_begin"
-"""Execution option naming how a SQLite transaction begins (default IMMEDIATE)."""
+__all__ = ["create_server_engine", "create_sqlite_engine", "set_busy_timeout"]
 
 
 def set_busy_timeout(dbapi_connection: sqlite3.Connection, milliseconds: int) -> None:
@@ -32,9 +29,9 @@ def create_sqlite_engine(target: Target, *, busy_timeout_ms: int, pool_size: int
       ``journal_mode=delete, foreign_keys=0``).
     * The driver's own transaction handling is switched off: it does not BEGIN
       before a SELECT, so a read-then-write could silently lose an update. We
-      emit BEGIN ourselves in a ``begin`` listener: ``BEGIN IMMEDIATE`` unless a
-      connection asks for ``DEFERRED`` (readers), which takes the write lock
-      up front and makes concurrent read-then-write transactions queue.
+      emit ``BEGIN IMMEDIATE`` ourselves (here in a ``begin`` listener, and
+      in the runner), which takes the write lock up front and makes
+      concurrent read-then-write transactions queue; readers begin DEFERRED.
     * In-memory databases get a pool of exactly one connection (not a
       StaticPool, whose one connection is shared by concurrent users, so that
       one's rollback undoes another's work).
@@ -62,8 +59,10 @@ def create_sqlite_engine(target: Target, *, busy_timeout_ms: int, pool_size: int
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+        if driver.in_transaction:  # the runner already began it (see sqlite_runner.transact)
+            return
+        driver.execute("BEGIN IMMEDIATE")
 
     return engine
 

@@ -35,7 +35,7 @@ from typing import Any, cast
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from statestore.core.classify import classify, is_sqlite_busy
-from statestore.core.engine import SQLITE_BEGIN_OPTION, create_sqlite_engine, set_busy_timeout
+from statestore.core.engine import create_sqlite_engine, set_busy_timeout
 from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined
 from statestore.core.urls import Target
 
@@ -46,10 +46,29 @@ def _raw(connection: Connection) -> sqlite3.Connection:
     return cast(sqlite3.Connection, connection.connection.driver_connection)
 
 
-def _transact(connection: Connection, unit: Unit[T]) -> T:
-    """One transaction around ``unit``; our ``begin`` listener emits the BEGIN."""
-    with connection.begin():
-        return unit(connection)
+def _transact(connection: Connection, unit: Unit[T], begin: str = "IMMEDIATE") -> T:
+    """One transaction around ``unit``, begun and ended on the driver itself.
+
+    SQLAlchemy's begin/commit cost ~16 µs against ~7 µs for the driver; a
+    unit that executes through SQLAlchemy joins this transaction (the
+    ``begin`` listener sees it open), and is then ended through SQLAlchemy so
+    its bookkeeping stays right.
+    """
+    driver = _raw(connection)
+    driver.execute(f"BEGIN {begin}")
+    try:
+        result = unit(connection)
+    except BaseException:
+        if connection.in_transaction():
+            connection.rollback()
+        elif driver.in_transaction:
+            driver.execute("ROLLBACK")
+        raise
+    if connection.in_transaction():
+        connection.commit()
+    else:
+        driver.execute("COMMIT")
+    return result
 
 
 @dataclass
@@ -104,6 +123,7 @@ class SqliteRunner:
         self._reader: Connection | None = None
         self._lock: asyncio.Lock | None = None
         self._queue: list[_Queued] = []
+        self._flush_scheduled = False
         self._flusher: asyncio.Task[None] | None = None
 
     @property
@@ -127,7 +147,7 @@ class SqliteRunner:
         if self._memory:  # one connection holds the whole database
             return self._writer_connection()
         if self._reader is None:
-            self._reader = self._engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+            self._reader = self._engine.connect()
             set_busy_timeout(_raw(self._reader), 0)
         return self._reader
 
@@ -169,7 +189,7 @@ class SqliteRunner:
         try:
             if not offload:
                 try:
-                    return _transact(self._reader_connection(), unit)
+                    return _transact(self._reader_connection(), unit, "DEFERRED")
                 except Exception as error:
                     if not is_sqlite_busy(error):
                         raise
@@ -179,8 +199,7 @@ class SqliteRunner:
 
     def _read_pooled(self, unit: Unit[T]) -> T:
         with self._engine.connect() as connection:
-            connection.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
-            return _transact(connection, unit)
+            return _transact(connection, unit, "DEFERRED")
 
     # -- writes: group commit -----------------------------------------------
 
@@ -194,9 +213,43 @@ class SqliteRunner:
         loop = asyncio.get_running_loop()
         queued = _Queued(unit, loop.create_future())
         self._queue.append(queued)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        if not self._flush_scheduled:
+            # Flush on the loop's next turn: writers that queue meanwhile
+            # share the commit.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush_soon)
         return cast(T, await queued.future)
+
+    def _flush_soon(self) -> None:
+        """Commit the queued batch right here if nothing stands in the way.
+
+        The common case (lock free, lock obtained at once, every unit fine)
+        costs no task and no thread. Anything else — an explicit transaction
+        holding the lock, another process holding SQLite's lock, a failing
+        unit — goes to :meth:`_flush`, which may wait; the inline attempt
+        was rolled back, so it starts from scratch.
+        """
+        self._flush_scheduled = False
+        slow_path_busy = self._flusher is not None and not self._flusher.done()
+        if not self._queue or slow_path_busy or self._write_lock().locked():
+            self._ensure_flusher()
+            return
+        batch, self._queue = self._queue, []
+        batch = [queued for queued in batch if not queued.future.cancelled()]
+        if not batch:
+            return
+        try:
+            results = _transact(self._writer_connection(), lambda conn: [queued.unit(conn) for queued in batch])
+        except Exception:
+            self._queue[:0] = batch
+            self._ensure_flusher()
+            return
+        for queued, result in zip(batch, results, strict=True):
+            _settle(queued.future, result=result)
+
+    def _ensure_flusher(self) -> None:
+        if self._queue and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         while self._queue:

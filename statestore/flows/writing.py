@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import BindParameter
 
 from statestore.core.dialect import update_returning, upsert
+from statestore.core.direct import DirectStatement
 from statestore.core.types import utcnow
 from statestore.errors import InvalidInput, NotFound
 from statestore.flows.codec import MUTABLE_ATOM_COLUMNS, atom_from_row, flow_from_row
@@ -38,6 +39,7 @@ _ATOM_SET: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in (*
 _UPDATE_ATOM = update(ATOMS).where(ATOMS.c.uuid == bindparam("b_uuid"), ATOMS.c.kind == bindparam("b_kind"))
 _UPDATE_ATOM_RETURNING = _UPDATE_ATOM.values(_ATOM_SET).returning(ATOMS.c.name, ATOMS.c.created_at)
 _UPDATE_ATOM_PLAIN = _UPDATE_ATOM.values(_ATOM_SET)
+_UPDATE_ATOM_DIRECT = DirectStatement(_UPDATE_ATOM_RETURNING)
 _ATOM_IDENTITY = select(ATOMS.c.name, ATOMS.c.kind, ATOMS.c.created_at).where(ATOMS.c.uuid == bindparam("uuid"))
 _UPDATE_ATOM_BY_UUID = update(ATOMS).where(ATOMS.c.uuid == bindparam("b_uuid")).values(_ATOM_SET)
 
@@ -66,15 +68,27 @@ def update_atom(connection: Connection, values: dict[str, Any]) -> AtomDetail:
     now = utcnow()
     params = _atom_params(values, now)
     params["b_kind"] = values["kind"]
-    if update_returning(connection.dialect):
-        row = connection.execute(_UPDATE_ATOM_RETURNING, params).mappings().one_or_none()
-    else:
-        matched = connection.execute(_UPDATE_ATOM_PLAIN, params).rowcount
-        row = connection.execute(_ATOM_IDENTITY, {"uuid": values["uuid"]}).mappings().one() if matched else None
-    if row is None:
+    stored = _update_atom_returning_identity(connection, params)
+    if stored is None:
         _explain_missing_atom(connection, values)
-    assert row is not None
-    return atom_from_row({**values, "name": row["name"], "created_at": row["created_at"], "updated_at": now})
+        raise AssertionError("unreachable")
+    name, created_at = stored
+    return atom_from_row({**values, "name": name, "created_at": created_at, "updated_at": now})
+
+
+def _update_atom_returning_identity(connection: Connection, params: dict[str, Any]) -> tuple[str, datetime] | None:
+    """Run the atom UPDATE the cheapest way the dialect allows; return the
+    stored name and created_at, or None if no row matched."""
+    if connection.dialect.name == "sqlite":
+        rows = _UPDATE_ATOM_DIRECT.execute(connection, params).rows
+        return (rows[0][0], rows[0][1]) if rows else None
+    if update_returning(connection.dialect):
+        row = connection.execute(_UPDATE_ATOM_RETURNING, params).one_or_none()
+    elif connection.execute(_UPDATE_ATOM_PLAIN, params).rowcount:
+        row = connection.execute(_ATOM_IDENTITY, {"uuid": params["b_uuid"]}).one()
+    else:
+        row = None
+    return None if row is None else (row.name, row.created_at)
 
 
 def _explain_missing_atom(connection: Connection, values: dict[str, Any]) -> None:

@@ -1,0 +1,99 @@
+"""Hot statements compiled once and run on the SQLite driver's own cursor.
+
+On SQLite a unit runs on the loop's thread, so per-statement overhead is the
+whole cost. SQLAlchemy's ``Connection.execute`` spends ~40 µs per statement
+here (cache-key lookup, execution context, event dispatch, result setup) —
+~160 µs for an ``UPDATE … RETURNING`` with JSON parameters — against ~8 µs
+for sqlite3 itself. A :class:`DirectStatement` keeps what matters of
+SQLAlchemy — the SQL is compiled from the Core statement, and values go
+through the column types' own bind and result processors (UUIDs, UTC
+datetimes, strict JSON) — and drops the rest.
+
+Only for statements whose every value is an explicit ``bindparam`` (no
+Python-side defaults, no expanding IN); executing on the connection's driver
+keeps it inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+__all__ = ["DirectResult", "DirectStatement"]
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResult:
+    """Rows of RETURNING (processed) and the number of rows matched."""
+
+    rowcount: int
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]
+    bind_processors: tuple[Processor, ...]
+    result_processors: tuple[Processor, ...]
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip((values[name] for name in self.names), self.bind_processors, strict=True)
+        )
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(raw, self.result_processors, strict=True)
+        )
+
+
+class DirectStatement:
+    """A DML statement (optionally with RETURNING) for SQLite hot paths."""
+
+    def __init__(self, statement: UpdateBase) -> None:
+        self._statement = statement
+        self._by_dialect: dict[int, _Compiled] = {}
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self._statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        names = tuple(compiled.positiontup or ())
+        if dialect.paramstyle != "qmark" or len(names) != len(compiled.binds):
+            raise TypeError("DirectStatement needs a qmark dialect and one placeholder per bind parameter")
+        returning = self._statement.returning_column_descriptions
+        return _Compiled(
+            sql=compiled.string,
+            names=names,
+            bind_processors=tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+            ),
+            result_processors=tuple(
+                column["type"].dialect_impl(dialect).result_processor(dialect, None) for column in returning
+            ),
+        )
+
+    def execute(self, connection: Connection, values: Mapping[str, Any]) -> DirectResult:
+        """Run with ``values`` (every bind parameter by name) in the
+        connection's current transaction."""
+        dialect = connection.dialect
+        compiled = self._by_dialect.get(id(dialect))
+        if compiled is None:
+            compiled = self._by_dialect[id(dialect)] = self._compile(dialect)
+        driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+        cursor = driver.execute(compiled.sql, compiled.parameters(values))
+        try:
+            rows = [compiled.row(raw) for raw in cursor.fetchall()] if compiled.result_processors else []
+            return DirectResult(rowcount=cursor.rowcount if not rows else len(rows), rows=rows)
+        finally:
+            cursor.close()
