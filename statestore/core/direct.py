@@ -1,25 +1,26 @@
-"""Hot statements compiled once and run on the SQLite driver's own cursor.
+"""Hot statements compiled once and run on the DB-API cursor.
 
-On SQLite a unit runs on the loop's thread, so per-statement overhead is the
-whole cost. SQLAlchemy's ``Connection.execute`` spends ~40 µs per statement
-here (cache-key lookup, execution context, event dispatch, result setup) —
-~160 µs for an ``UPDATE … RETURNING`` with JSON parameters — against ~8 µs
-for sqlite3 itself. A :class:`DirectStatement` keeps what matters of
-SQLAlchemy — the SQL is compiled from the Core statement, and values go
-through the column types' own bind and result processors (UUIDs, UTC
-datetimes, strict JSON) — and drops the rest.
+SQLAlchemy's ``Connection.execute`` spends ~40 µs per statement here
+(cache-key lookup, execution context, event dispatch, result setup) and
+~160 µs for an ``UPDATE … RETURNING`` with JSON parameters, against ~8 µs
+for sqlite3 itself: on SQLite that overhead is most of a hot path's cost, on
+PostgreSQL a third of it. A :class:`DirectStatement` keeps what matters of
+SQLAlchemy — the SQL is compiled from the Core statement for the dialect,
+values go through the column types' own bind and result processors (UUIDs,
+UTC datetimes, strict JSON), and the cursor is SQLAlchemy's DB-API cursor, so
+asyncpg's adapter still begins transactions and caches prepared statements —
+and drops the rest.
 
 Only for statements whose every value is an explicit ``bindparam`` (no
-Python-side defaults, no expanding IN); executing on the connection's driver
-keeps it inside the caller's transaction.
+Python-side defaults, no expanding IN). Running on the connection's cursor
+keeps the statement inside the caller's transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -59,7 +60,7 @@ class _Compiled:
 
 
 class DirectStatement:
-    """A DML statement (optionally with RETURNING) for SQLite hot paths."""
+    """A DML statement (optionally with RETURNING) for hot paths."""
 
     def __init__(self, statement: UpdateBase) -> None:
         self._statement = statement
@@ -69,8 +70,8 @@ class DirectStatement:
         compiled = self._statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         names = tuple(compiled.positiontup or ())
-        if dialect.paramstyle != "qmark" or len(names) != len(compiled.binds):
-            raise TypeError("DirectStatement needs a qmark dialect and one placeholder per bind parameter")
+        if not dialect.positional or len(names) != len(compiled.binds):
+            raise TypeError("DirectStatement needs a positional paramstyle and one placeholder per bind parameter")
         returning = self._statement.returning_column_descriptions
         return _Compiled(
             sql=compiled.string,
@@ -90,10 +91,10 @@ class DirectStatement:
         compiled = self._by_dialect.get(id(dialect))
         if compiled is None:
             compiled = self._by_dialect[id(dialect)] = self._compile(dialect)
-        driver = cast(sqlite3.Connection, connection.connection.driver_connection)
-        cursor = driver.execute(compiled.sql, compiled.parameters(values))
+        cursor = connection.connection.cursor()
         try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
             rows = [compiled.row(raw) for raw in cursor.fetchall()] if compiled.result_processors else []
-            return DirectResult(rowcount=cursor.rowcount if not rows else len(rows), rows=rows)
+            return DirectResult(rowcount=len(rows) if rows else cursor.rowcount, rows=rows)
         finally:
             cursor.close()

@@ -37,9 +37,10 @@ _CHUNK = 500  # rows per IN (…) list, well under every dialect's parameter lim
 
 _ATOM_SET: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in (*MUTABLE_ATOM_COLUMNS, "updated_at")}
 _UPDATE_ATOM = update(ATOMS).where(ATOMS.c.uuid == bindparam("b_uuid"), ATOMS.c.kind == bindparam("b_kind"))
-_UPDATE_ATOM_RETURNING = _UPDATE_ATOM.values(_ATOM_SET).returning(ATOMS.c.name, ATOMS.c.created_at)
-_UPDATE_ATOM_PLAIN = _UPDATE_ATOM.values(_ATOM_SET)
-_UPDATE_ATOM_DIRECT = DirectStatement(_UPDATE_ATOM_RETURNING)
+_UPDATE_ATOM_RETURNING_DIRECT = DirectStatement(
+    _UPDATE_ATOM.values(_ATOM_SET).returning(ATOMS.c.name, ATOMS.c.created_at)
+)
+_UPDATE_ATOM_PLAIN_DIRECT = DirectStatement(_UPDATE_ATOM.values(_ATOM_SET))
 _ATOM_IDENTITY = select(ATOMS.c.name, ATOMS.c.kind, ATOMS.c.created_at).where(ATOMS.c.uuid == bindparam("uuid"))
 _UPDATE_ATOM_BY_UUID = update(ATOMS).where(ATOMS.c.uuid == bindparam("b_uuid")).values(_ATOM_SET)
 
@@ -79,16 +80,13 @@ def update_atom(connection: Connection, values: dict[str, Any]) -> AtomDetail:
 def _update_atom_returning_identity(connection: Connection, params: dict[str, Any]) -> tuple[str, datetime] | None:
     """Run the atom UPDATE the cheapest way the dialect allows; return the
     stored name and created_at, or None if no row matched."""
-    if connection.dialect.name == "sqlite":
-        rows = _UPDATE_ATOM_DIRECT.execute(connection, params).rows
-        return (rows[0][0], rows[0][1]) if rows else None
     if update_returning(connection.dialect):
-        row = connection.execute(_UPDATE_ATOM_RETURNING, params).one_or_none()
-    elif connection.execute(_UPDATE_ATOM_PLAIN, params).rowcount:
-        row = connection.execute(_ATOM_IDENTITY, {"uuid": params["b_uuid"]}).one()
-    else:
-        row = None
-    return None if row is None else (row.name, row.created_at)
+        rows = _UPDATE_ATOM_RETURNING_DIRECT.execute(connection, params).rows
+        return (rows[0][0], rows[0][1]) if rows else None
+    if _UPDATE_ATOM_PLAIN_DIRECT.execute(connection, params).rowcount == 0:
+        return None
+    row = connection.execute(_ATOM_IDENTITY, {"uuid": params["b_uuid"]}).one()
+    return (row.name, row.created_at)
 
 
 def _explain_missing_atom(connection: Connection, values: dict[str, Any]) -> None:
