@@ -17,7 +17,7 @@ from statestore.core.urls import Backend, resolve_url
 from statestore.errors import InvalidInput, SchemaOutOfDate
 from statestore.flows.repositories import AtomDetails, FlowDetails, LogBooks
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "open_store", "open_store_unchecked"]
 
 
 class Store:
@@ -126,6 +126,20 @@ def _runner_for(url: str | URL | None, options: dict[str, Any]) -> Runner:
 
 
 @asynccontextmanager
+async def open_store_unchecked(url: str | URL | None = None, **options: Any) -> AsyncIterator[Store]:
+    """Open a store without checking its schema revision.
+
+    For tools that inspect or migrate a database whatever its state (the
+    ``statestore`` command); applications use :func:`open_store`.
+    """
+    store = Store(_runner_for(url, dict(options)))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
 async def open_store(url: str | URL | None = None, *, create: bool = False, **options: Any) -> AsyncIterator[Store]:
     """Open the store at ``url`` for the duration of an ``async with`` block.
 
@@ -143,12 +157,9 @@ async def open_store(url: str | URL | None = None, *, create: bool = False, **op
             options passed to SQLAlchemy (``pool_size``, ``max_overflow``,
             ``pool_timeout``, ``pool_recycle``, ``connect_args``).
     """
-    store = Store(_runner_for(url, dict(options)))
-    try:
+    async with open_store_unchecked(url, **options) as store:
         if create:
             await store.upgrade()
         else:
             await store.ensure_schema_current()
         yield store
-    finally:
-        await store.close()
