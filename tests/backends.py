@@ -35,6 +35,8 @@ IN_CI = bool(os.environ.get("CI"))
 class TestDatabase:
     """A database made for the tests; ``url`` is what a user would pass."""
 
+    __test__ = False  # not a test class, despite its name
+
     backend: str
     url: str
 

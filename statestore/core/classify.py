@@ -106,12 +106,14 @@ def _code_class(driver: BaseException) -> type[StoreError] | None:
     if isinstance(name, str):
         # Extended codes (SQLITE_IOERR_WRITE) fall back to their primary code.
         return _SQLITE.get(name) or _SQLITE.get("_".join(name.split("_")[:2]))
+    # MySQL clients also carry a SQLSTATE, but a generic one (23000 for every
+    # integrity error): their errno is the precise code, so it comes first.
+    args = getattr(driver, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL:
+        return _MYSQL[args[0]]
     sqlstate = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
     if isinstance(sqlstate, str) and len(sqlstate) == 5:
         return _SQLSTATE.get(sqlstate) or _SQLSTATE_CLASS.get(sqlstate[:2])
-    args = getattr(driver, "args", ())
-    if args and isinstance(args[0], int):
-        return _MYSQL.get(args[0])
     return None
 
 
