@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from typing import Protocol, TypeVar
 
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from statestore.core.urls import Target
 
@@ -52,6 +52,12 @@ class Runner(Protocol):
     @property
     def dialect(self) -> Dialect:
         """The SQLAlchemy dialect statements are compiled for."""
+        ...
+
+    @property
+    def sync_engine(self) -> Engine:
+        """The synchronous engine statements run through (for SQLAlchemy
+        event listeners: logging, statement counting)."""
         ...
 
     async def read(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statestore.core.classify import classify
@@ -129,6 +129,10 @@ class ServerRunner:
     @property
     def dialect(self) -> Dialect:
         return self._engine.dialect
+
+    @property
+    def sync_engine(self) -> Engine:
+        return self._engine.sync_engine
 
     @property
     def engine(self) -> AsyncEngine:

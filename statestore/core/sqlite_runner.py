@@ -130,6 +130,10 @@ class SqliteRunner:
     def dialect(self) -> Dialect:
         return self._engine.dialect
 
+    @property
+    def sync_engine(self) -> Engine:
+        return self._engine
+
     # -- connections ---------------------------------------------------------
 
     def _write_lock(self) -> asyncio.Lock:
