@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -24,6 +25,18 @@ JSONValue = Any
 def utcnow() -> datetime:
     """The current time as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
+
+
+class _SQLiteDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME (same DDL, same stored text), parsed with the C
+    ``datetime.fromisoformat`` instead of a regular expression: a 1,000-atom
+    load parses 2,000 of them."""
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], datetime | None]:
+        def parse(value: Any) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value)
+
+        return parse
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -43,6 +56,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name in ("mysql", "mariadb"):
             # Microsecond precision; MySQL's DATETIME defaults to whole seconds.
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == "sqlite":
+            return _SQLiteDateTime()  # type: ignore[no-untyped-call]
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
