@@ -1,0 +1,1 @@
+"""Adapters that let other systems' interfaces use a statestore store."""
