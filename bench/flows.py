@@ -50,7 +50,7 @@ JSON_COLUMNS_SQLITE = (9, 10, 11, 12, 14)
 def _decoded(row: Any, positions: tuple[int, ...]) -> list[Any]:
     values = list(row)
     for position in positions:
-        if values[position] is not None:
+        if isinstance(values[position], str):  # SQLite gives numeric JSON back as numbers
             values[position] = json.loads(values[position])
     return values
 
