@@ -95,6 +95,19 @@ async def _interleaved(
     return statistics.median(our_rates), statistics.median(raw_rates)
 
 
+def _store_updates(store: Store, atom: AtomDetail, updates: int) -> Callable[[], Awaitable[float]]:
+    """One writer committing ``updates`` state changes of ``atom``; its rate."""
+
+    async def rate() -> float:
+        async def step(index: int) -> None:
+            atom.state, atom.results = AtomState.RUNNING, index
+            await store.atom_details.update(atom)
+
+        return await _rate(step, updates)
+
+    return rate
+
+
 def _book(flows: int, atoms: int) -> LogBook:
     return LogBook(
         "bench",
@@ -142,14 +155,7 @@ async def bench_sqlite(rounds: int, updates: int) -> list[Figure]:
 
             return await _rate(step, updates)
 
-        async def store_rate() -> float:
-            async def step(index: int) -> None:
-                mine.state, mine.results = AtomState.RUNNING, index
-                await store.atom_details.update(mine)
-
-            return await _rate(step, updates)
-
-        ours, baseline = await _interleaved(raw_rate, store_rate, rounds)
+        ours, baseline = await _interleaved(raw_rate, _store_updates(store, mine, updates), rounds)
         figures.append(Figure("SQLite: atom update, 1 writer", ours, baseline, "updates/s", 4.0))
 
         writers = book.flows[1].atoms[:16]
@@ -235,14 +241,7 @@ async def bench_postgres(admin_url: str, rounds: int, updates: int) -> list[Figu
 
                 return await _rate(step, updates)
 
-            async def store_rate() -> float:
-                async def step(index: int) -> None:
-                    mine.state, mine.results = AtomState.RUNNING, index
-                    await store.atom_details.update(mine)
-
-                return await _rate(step, updates)
-
-            ours, baseline = await _interleaved(raw_rate, store_rate, rounds)
+            ours, baseline = await _interleaved(raw_rate, _store_updates(store, mine, updates), rounds)
             figures.append(Figure("PostgreSQL: atom update, 1 writer", ours, baseline, "updates/s", 1.3))
 
             async def raw_load() -> None:
