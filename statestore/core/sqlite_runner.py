@@ -244,7 +244,13 @@ class SqliteRunner:
             return
         try:
             results = _transact(self._writer_connection(), lambda conn: [queued.unit(conn) for queued in batch])
-        except Exception:
+        except Exception as error:
+            if len(batch) == 1 and not is_sqlite_busy(error):
+                classified = classify(error)
+                if classified is not error:
+                    classified.__cause__ = error  # as `raise … from` would
+                _settle(batch[0].future, error=classified)  # its own error: nothing to retry
+                return
             self._queue[:0] = batch
             self._ensure_flusher()
             return
