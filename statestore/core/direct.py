@@ -12,7 +12,7 @@ asyncpg's adapter still begins transactions and caches prepared statements —
 and drops the rest.
 
 Only for statements whose every value is an explicit ``bindparam`` (no
-Python-side defaults, no expanding IN). Running on the connection's cursor
+Python-side defaults, no expanding IN) and whose types bind None as NULL. Running on the connection's cursor
 keeps the statement inside the caller's transaction.
 """
 
@@ -47,8 +47,10 @@ class _Compiled:
     result_processors: tuple[Processor, ...]
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        # None is SQL NULL for every type statestore binds (JSON columns are
+        # none_as_null), so its processor need not run.
         return tuple(
-            value if process is None else process(value)
+            value if process is None or value is None else process(value)
             for value, process in zip((values[name] for name in self.names), self.bind_processors, strict=True)
         )
 
