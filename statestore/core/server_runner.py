@@ -25,6 +25,7 @@ from statestore.core.classify import classify
 from statestore.core.engine import create_server_engine
 from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined
 from statestore.core.urls import Target
+from statestore.errors import StoreError
 
 __all__ = ["ServerRunner"]
 
@@ -41,8 +42,8 @@ class _HeldConnections:
     """AUTOCOMMIT connections kept checked out for single-statement units.
 
     At most ``limit`` are held (the rest of the pool stays available to
-    transactions); a connection that saw an error is returned to the pool,
-    which resets or discards it, rather than reused.
+    transactions); a connection that saw a driver error is returned to the
+    pool, which resets or discards it, rather than reused.
     """
 
     def __init__(self, engine: AsyncEngine, limit: int) -> None:
@@ -58,6 +59,9 @@ class _HeldConnections:
             connection = self._idle.pop() if self._idle else await self._engine.connect()
             try:
                 result = await connection.run_sync(_ending_autobegin(unit))
+            except StoreError:
+                self._idle.append(connection)  # the unit's own verdict; the connection is fine
+                raise
             except BaseException:
                 await connection.close()
                 raise
@@ -177,8 +181,12 @@ class ServerRunner:
             return
         try:
             connection = await self._engine.connect()
+        except Exception as error:
+            raise classify(error) from error
+        try:
             transaction = await connection.begin()
         except Exception as error:
+            await connection.close()
             raise classify(error) from error
         try:
             active = _ServerTransaction(connection)
