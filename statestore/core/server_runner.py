@@ -138,11 +138,6 @@ class ServerRunner:
     def sync_engine(self) -> Engine:
         return self._engine.sync_engine
 
-    @property
-    def engine(self) -> AsyncEngine:
-        """The asyncio engine (for tools that need one, such as benchmarks)."""
-        return self._engine
-
     async def _run(self, engine: AsyncEngine, unit: Unit[T]) -> T:
         try:
             async with engine.connect() as connection:

@@ -70,10 +70,11 @@ class LogBooks:
 
     def iterate(self, *, lazy: bool = True, page_size: int = DEFAULT_PAGE) -> AsyncIterator[LogBook]:
         """Every logbook, oldest first, fetched ``page_size`` at a time."""
-        return _stream(partial(self._page_after, lazy=lazy, limit=page_size))
 
-    async def _page_after(self, after: UUID | None, *, lazy: bool, limit: int) -> list[LogBook]:
-        return await self.page(after=after, limit=limit, lazy=lazy)
+        async def fetch(after: UUID | None) -> list[LogBook]:
+            return await self.page(after=after, limit=page_size, lazy=lazy)
+
+        return _stream(fetch)
 
     async def destroy(self, uuid: UUID) -> None:
         """Delete logbook ``uuid`` with all its flow and atom details."""
