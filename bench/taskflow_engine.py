@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import statistics
 import tempfile
@@ -42,10 +43,17 @@ def _flow(tasks: int) -> Any:
 
 
 def _time_run(conf: dict[str, Any], tasks: int) -> float:
+    """One timed engine run on a fresh backend.
+
+    Garbage left by the previous run (TaskFlow's SQL backend leaves
+    thousands of SQLAlchemy objects) is collected first, so that no backend
+    pays for another's collections; that alone moved the ratios by 0.2-0.3x.
+    """
     backend = backends.fetch(conf)
     try:
         with contextlib.closing(backend.get_connection()) as conn:
             conn.upgrade()
+        gc.collect()
         started = time.perf_counter()
         engine = taskflow.engines.load(_flow(tasks), backend=backend, book=models.LogBook("bench"))
         engine.run()
@@ -87,6 +95,8 @@ def main() -> None:
         confs["(d) statestore, PostgreSQL"] = lambda index: {"connection": f"statestore+{url}"}
     times: dict[str, list[float]] = {name: [] for name in confs}
     try:
+        for conf in confs.values():  # warm-up: imports, first compilations
+            _time_run(conf("warm"), 10)
         for index in range(options.rounds):  # interleaved, so noise hits every backend
             for name, conf in confs.items():
                 times[name].append(_time_run(conf(index), options.tasks))

@@ -1,8 +1,16 @@
 """TaskFlow persistence backend: ``statestore+<url>`` connections.
 
-Requires the ``taskflow`` extra (``pip install 'statestore[taskflow]'``).
+Requires the ``taskflow`` extra (``pip install 'statestore[taskflow]'``);
+``import statestore`` never imports this package, so statestore works
+without TaskFlow installed.
+
+* :mod:`.backend` — TaskFlow's ``Backend`` and ``Connection``;
+* :mod:`.bridge` — the private event-loop thread the store lives on;
+* :mod:`.convert` — TaskFlow's model objects ↔ statestore's records;
+* :mod:`.options` — TaskFlow conf keys → statestore URL and options.
 """
 
-from statestore.compat.taskflow.backend import StatestoreBackend, StatestoreConnection, store_options
+from statestore.compat.taskflow.backend import StatestoreBackend, StatestoreConnection
+from statestore.compat.taskflow.options import store_options
 
 __all__ = ["StatestoreBackend", "StatestoreConnection", "store_options"]

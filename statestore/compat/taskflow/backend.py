@@ -7,15 +7,16 @@ part after ``statestore+`` is the statestore URL.
 The engine opens a connection for every call (4N+6 times for N tasks), so a
 :class:`StatestoreConnection` is a tiny object: the store is opened once per
 backend, on the backend's private event-loop thread, on first use.
+Conversions between TaskFlow's objects and statestore's records run in the
+calling thread; only the store call crosses to the loop.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
-from functools import partial
-from typing import Any, TypeVar
+from contextlib import AsyncExitStack, contextmanager
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from taskflow import exceptions as tf_exceptions
@@ -29,66 +30,42 @@ from statestore.compat.taskflow.convert import (
     book_to_taskflow,
     flow_from_taskflow,
     flow_to_taskflow,
-    uuid_of,
+    lookup_uuid,
 )
+from statestore.compat.taskflow.options import store_options
 from statestore.errors import NotFound, StoreError
 from statestore.store import Store, open_store_unchecked
 
-__all__ = ["StatestoreBackend", "StatestoreConnection", "store_options"]
+__all__ = ["StatestoreBackend", "StatestoreConnection"]
 
 T = TypeVar("T")
-PREFIX = "statestore+"
 PAGE = 500
-
-# Keys TaskFlow's fetch() copies from the URI into conf: already in the URL.
-_FROM_URI = {"connection", "username", "password", "hostname", "port"}
-# TaskFlow's SQL backend keys → SQLAlchemy pool options (servers only).
-_POOL_KEYS = {
-    "max_pool_size": "pool_size",
-    "max_overflow": "max_overflow",
-    "pool_timeout": "pool_timeout",
-    "idle_timeout": "pool_recycle",
-}
+"""Records per page of the listing generators (a page is one store call)."""
 
 
-def _number(key: str, value: Any) -> float:
+@contextmanager
+def _taskflow_errors() -> Iterator[None]:
+    """Raise what TaskFlow's callers catch: NotFound for a missing record,
+    StorageFailure (with the original as ``cause``) for anything else that
+    goes wrong storing or converting a value."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"statestore backend: {key} must be a number, got {value!r}") from None
-
-
-def store_options(conf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The statestore URL and ``open_store`` options a TaskFlow conf asks for.
-
-    Honoured: ``echo``; ``busy_timeout`` (SQLite); ``max_pool_size``,
-    ``max_overflow``, ``pool_timeout``, ``idle_timeout`` (servers; ignored on
-    SQLite, which has one writer). Any other key is refused with ValueError
-    rather than silently ignored.
-    """
-    connection = str(conf.get("connection", ""))
-    if not connection.startswith(PREFIX):
-        raise ValueError(f"statestore backend: connection must start with {PREFIX!r}, got {connection!r}")
-    url = connection[len(PREFIX) :].split("?", 1)[0]
-    sqlite = url.startswith("sqlite")
-    options: dict[str, Any] = {}
-    for key, value in conf.items():
-        if key in _FROM_URI:
-            continue
-        if key == "echo":
-            options["echo"] = str(value).lower() in ("1", "true", "yes", "on")
-        elif key == "busy_timeout" and sqlite:
-            options["busy_timeout"] = _number(key, value)
-        elif key in _POOL_KEYS:
-            if not sqlite:
-                options[_POOL_KEYS[key]] = int(_number(key, value))
-        else:
-            raise ValueError(f"statestore backend: unknown configuration key {key!r}")
-    return url, options
+        yield
+    except tf_exceptions.TaskFlowException:
+        raise
+    except NotFound as error:
+        raise tf_exceptions.NotFound(str(error), cause=error) from error
+    except (StoreError, ValueError, TypeError) as error:
+        raise tf_exceptions.StorageFailure(f"{type(error).__name__}: {error}", cause=error) from error
 
 
 class StatestoreBackend(base.Backend):  # type: ignore[misc]
-    """A TaskFlow persistence backend storing into statestore."""
+    """A TaskFlow persistence backend storing into statestore.
+
+    ``conf`` is TaskFlow's: ``connection`` (``statestore+<statestore URL>``)
+    and the options :func:`~statestore.compat.taskflow.options.store_options`
+    accepts. Nothing is opened until first use; :meth:`close` closes the
+    store and stops the loop thread, and a later call opens them again.
+    """
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__(conf)
@@ -100,42 +77,98 @@ class StatestoreBackend(base.Backend):  # type: ignore[misc]
 
     async def _opened(self) -> Store:
         if self._store is None:
-            self._exit = AsyncExitStack()
-            self._store = await self._exit.enter_async_context(open_store_unchecked(self._url, **self._options))
+            exit_stack = AsyncExitStack()
+            store = await exit_stack.enter_async_context(open_store_unchecked(self._url, **self._options))
+            if self._store is None:  # not opened meanwhile by a concurrent first call
+                self._exit, self._store = exit_stack, store
+            else:
+                await exit_stack.aclose()
         return self._store
 
-    def call(self, action: Callable[[Store], Awaitable[T]]) -> T:
-        """Run ``action(store)`` on the backend's loop; statestore errors
-        become the TaskFlow exceptions its callers expect."""
+    async def _on_store(self, action: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+        return await action(await self._opened(), *args)
 
-        async def run() -> T:
-            return await action(await self._opened())
-
-        try:
-            return self._loop.call(run)
-        except NotFound as error:
-            raise tf_exceptions.NotFound(str(error)) from error
-        except StoreError as error:
-            raise tf_exceptions.StorageFailure(f"{type(error).__name__}: {error}", cause=error) from error
+    def call(self, action: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await action(store, *args)`` on the backend's loop, with
+        statestore's errors raised as TaskFlow's."""
+        with _taskflow_errors():
+            return cast(T, self._loop.call(self._on_store, action, args))
 
     def upgrade(self) -> None:
-        """Create or migrate the schema; one thread at a time."""
+        """Create or migrate the schema; idempotent, one thread at a time."""
         with self._upgrade_lock:
-            self.call(lambda store: store.upgrade())
+            self.call(Store.upgrade)
 
     def get_connection(self) -> StatestoreConnection:
+        """A new connection: a two-attribute object, cheap enough for the
+        engine's connection-per-call."""
         return StatestoreConnection(self)
 
     def close(self) -> None:
         """Close the store and stop the loop thread."""
         exit_stack, self._exit, self._store = self._exit, None, None
-        if exit_stack is not None:
-            self._loop.call(exit_stack.aclose)
-        self._loop.stop()
+        try:
+            if exit_stack is not None:
+                with _taskflow_errors():
+                    self._loop.call(exit_stack.aclose)
+        finally:
+            self._loop.stop()
+
+
+# Store operations, as plain functions so that a call passes no closure.
+async def _check(store: Store) -> Any:
+    return await store.check()
+
+
+async def _clear(store: Store) -> None:
+    await store.logbooks.clear()
+
+
+async def _update_atom(store: Store, record: Any) -> Any:
+    return await store.atom_details.update(record)
+
+
+async def _update_flow(store: Store, record: Any) -> Any:
+    return await store.flow_details.update(record)
+
+
+async def _save_book(store: Store, record: Any) -> Any:
+    return await store.logbooks.save(record)
+
+
+async def _destroy_book(store: Store, uuid: UUID) -> None:
+    await store.logbooks.destroy(uuid)
+
+
+async def _get_book(store: Store, uuid: UUID, lazy: bool) -> Any:
+    return await store.logbooks.get(uuid, lazy=lazy)
+
+
+async def _get_flow(store: Store, uuid: UUID, lazy: bool) -> Any:
+    return await store.flow_details.get(uuid, lazy=lazy)
+
+
+async def _get_atom(store: Store, uuid: UUID) -> Any:
+    return await store.atom_details.get(uuid)
+
+
+async def _page_books(store: Store, after: UUID | None, lazy: bool) -> list[Any]:
+    return await store.logbooks.page(after=after, limit=PAGE, lazy=lazy)
+
+
+async def _page_flows(store: Store, after: UUID | None, book: UUID, lazy: bool) -> list[Any]:
+    return await store.flow_details.page(book, after=after, limit=PAGE, lazy=lazy)
+
+
+async def _page_atoms(store: Store, after: UUID | None, flow: UUID) -> list[Any]:
+    return await store.atom_details.page(flow, after=after, limit=PAGE)
 
 
 class StatestoreConnection(base.Connection):  # type: ignore[misc]
-    """TaskFlow's Connection API; every call is one store call."""
+    """TaskFlow's Connection API; every method is one store call (a listing,
+    one per page)."""
+
+    __slots__ = ("_backend",)
 
     def __init__(self, backend: StatestoreBackend) -> None:
         self._backend = backend
@@ -148,71 +181,87 @@ class StatestoreConnection(base.Connection):  # type: ignore[misc]
         """Nothing to release: the store belongs to the backend."""
 
     def upgrade(self) -> None:
+        """Create or migrate the schema (idempotent, thread-safe)."""
         self._backend.upgrade()
 
     def validate(self) -> None:
-        report = self._backend.call(lambda store: store.check())
+        """StorageFailure unless ``statestore check`` finds the database sound."""
+        report = self._backend.call(_check)
         if not report.ok:
             raise tf_exceptions.StorageFailure("statestore check failed: " + "; ".join(report.problems))
 
     def clear_all(self) -> None:
-        self._backend.call(lambda store: store.logbooks.clear())
+        """Delete every logbook with its flow and atom details."""
+        self._backend.call(_clear)
 
     def update_atom_details(self, atom_detail: Any, **_ignored: Any) -> Any:
-        record = atom_from_taskflow(atom_detail)
-        return atom_to_taskflow(self._backend.call(lambda store: store.atom_details.update(record)))
+        """Merge an atom detail (NotFound if absent); return the stored copy.
+
+        Extra keywords (``ignore_missing=`` of the path-based backends) are
+        accepted and ignored.
+        """
+        with _taskflow_errors():
+            record = atom_from_taskflow(atom_detail)
+        stored = self._backend.call(_update_atom, record)
+        return atom_to_taskflow(stored)
 
     def update_flow_details(self, flow_detail: Any, **_ignored: Any) -> Any:
-        """Merge the flow detail; the result holds every atom of the flow,
-        which the engine relies on (it replaces its atoms with these)."""
-        record = flow_from_taskflow(flow_detail)
-        stored = self._backend.call(lambda store: store.flow_details.update(record))
-        return flow_to_taskflow(stored, reuse={atom.uuid: atom for atom in flow_detail})
+        """Merge the flow detail and its atoms (only atoms that changed are
+        written); the result holds *every* atom of the flow, which the
+        engine relies on (it replaces its atoms with these)."""
+        with _taskflow_errors():
+            record = flow_from_taskflow(flow_detail)
+        stored = self._backend.call(_update_flow, record)
+        return flow_to_taskflow(stored, reuse=flow_detail)
 
     def save_logbook(self, book: Any) -> Any:
-        record = book_from_taskflow(book)
-        return book_to_taskflow(self._backend.call(lambda store: store.logbooks.save(record)))
+        """Upsert the book with its flow and atom details (a merge: stored
+        children missing from ``book`` are kept); return the stored book."""
+        with _taskflow_errors():
+            record = book_from_taskflow(book)
+        return book_to_taskflow(self._backend.call(_save_book, record))
 
     def destroy_logbook(self, book_uuid: Any) -> None:
-        uuid = uuid_of(book_uuid)
-        self._backend.call(lambda store: store.logbooks.destroy(uuid))
+        """Delete a book with everything in it (NotFound if absent)."""
+        self._backend.call(_destroy_book, lookup_uuid(book_uuid, "logbook"))
 
     def get_logbook(self, book_uuid: Any, lazy: bool = False) -> Any:
-        uuid = uuid_of(book_uuid)
-        return book_to_taskflow(self._backend.call(lambda store: store.logbooks.get(uuid, lazy=lazy)))
+        """A book; without its flow details if ``lazy``."""
+        return book_to_taskflow(self._backend.call(_get_book, lookup_uuid(book_uuid, "logbook"), lazy))
 
     def get_logbooks(self, lazy: bool = False) -> Iterator[Any]:
-        return self._pages(
-            lambda store, after: store.logbooks.page(after=after, limit=PAGE, lazy=lazy), book_to_taskflow
-        )
+        """A generator of every book, oldest first, read a page at a time."""
+        return self._pages(_page_books, (lazy,), book_to_taskflow)
 
     def get_flows_for_book(self, book_uuid: Any, lazy: bool = False) -> Iterator[Any]:
-        uuid = uuid_of(book_uuid)
-        return self._pages(
-            lambda store, after: store.flow_details.page(uuid, after=after, limit=PAGE, lazy=lazy), flow_to_taskflow
-        )
+        """A generator of a book's flow details (NotFound, when iterated,
+        if the book does not exist)."""
+        return self._pages(_page_flows, (lookup_uuid(book_uuid, "logbook"), lazy), flow_to_taskflow)
 
     def get_flow_details(self, fd_uuid: Any, lazy: bool = False) -> Any:
-        uuid = uuid_of(fd_uuid)
-        return flow_to_taskflow(self._backend.call(lambda store: store.flow_details.get(uuid, lazy=lazy)))
+        """A flow detail; without its atoms if ``lazy``."""
+        return flow_to_taskflow(self._backend.call(_get_flow, lookup_uuid(fd_uuid, "flow detail"), lazy))
 
     def get_atom_details(self, ad_uuid: Any) -> Any:
-        uuid = uuid_of(ad_uuid)
-        return atom_to_taskflow(self._backend.call(lambda store: store.atom_details.get(uuid)))
+        """One atom detail."""
+        return atom_to_taskflow(self._backend.call(_get_atom, lookup_uuid(ad_uuid, "atom detail")))
 
     def get_atoms_for_flow(self, fd_uuid: Any) -> Iterator[Any]:
-        uuid = uuid_of(fd_uuid)
-        return self._pages(
-            lambda store, after: store.atom_details.page(uuid, after=after, limit=PAGE), atom_to_taskflow
-        )
+        """A generator of a flow detail's atoms (NotFound, when iterated, if
+        the flow detail does not exist)."""
+        return self._pages(_page_atoms, (lookup_uuid(fd_uuid, "flow detail"),), atom_to_taskflow)
 
-    def _pages(self, fetch: Callable[..., Awaitable[list[Any]]], convert: Callable[[Any], Any]) -> Iterator[Any]:
-        """A generator: nothing runs until it is iterated, one page at a time."""
+    def _pages(
+        self, fetch: Callable[..., Awaitable[list[Any]]], args: tuple[Any, ...], convert: Callable[[Any], Any]
+    ) -> Iterator[Any]:
+        """Nothing runs until the generator is iterated; then one store
+        call per page, so a listing never holds more than a page of records."""
         after: UUID | None = None
         while True:
-            page = self._backend.call(partial(fetch, after=after))
+            page = self._backend.call(fetch, after, *args)
             if not page:
                 return
-            for record in page:
-                yield convert(record)
+            yield from (convert(record) for record in page)
+            if len(page) < PAGE:
+                return
             after = page[-1].uuid
