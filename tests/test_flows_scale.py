@@ -105,3 +105,32 @@ async def test_concurrent_flow_updates_each_adding_an_atom_keep_all(store: Store
     await asyncio.gather(*(add(index) for index in range(20)))
     stored = await store.flow_details.get(flow.uuid)
     assert sorted(atom.name for atom in stored.atoms) == sorted(f"added-{index}" for index in range(20))
+
+
+async def test_iterating_survives_deletion_of_the_record_it_just_yielded(store: Store) -> None:
+    """Paging continues after the last row seen, not after a uuid that a
+    concurrent delete can remove (which silently ended the iteration)."""
+    from statestore.flows import LogBook
+
+    books = [LogBook(f"b{index}") for index in range(5)]
+    for book in books:
+        await store.logbooks.save(book)
+    seen = []
+    async for book in store.logbooks.iterate(page_size=2):
+        seen.append(book.name)
+        if book.name == "b1":
+            await store.logbooks.destroy(book.uuid)  # the page's cursor row
+    assert seen == ["b0", "b1", "b2", "b3", "b4"]
+
+
+async def test_a_page_after_a_deleted_cursor_is_not_found_rather_than_empty(store: Store) -> None:
+    from statestore import NotFound
+    from statestore.flows import LogBook
+
+    books = [LogBook(f"b{index}") for index in range(3)]
+    for book in books:
+        await store.logbooks.save(book)
+    await store.logbooks.destroy(books[0].uuid)
+    with pytest.raises(NotFound, match="cursor"):
+        await store.logbooks.page(after=books[0].uuid)
+    assert [book.name for book in await store.logbooks.page(after=books[1].uuid)] == ["b2"]

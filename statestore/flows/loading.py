@@ -9,7 +9,7 @@ compiled cache warm and skips per-call construction.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from sqlalchemy import Table, bindparam, select
@@ -30,6 +30,8 @@ __all__ = [
     "page_books",
     "page_flows",
 ]
+
+T = TypeVar("T")
 
 BOOKS = cast(Table, LogBookRow.__table__)
 FLOWS = cast(Table, FlowDetailRow.__table__)
@@ -90,23 +92,46 @@ def load_atom(connection: Connection, uuid: UUID) -> AtomDetail:
     return atom_from_row(_one(connection, _ATOM, "atom detail", uuid))
 
 
-def _after(table: Any, after: UUID | None) -> Any:
-    """Keyset condition: rows inserted after the row ``after`` (by id)."""
+Cursor = UUID | int | None
+"""Where a page starts: after the record with this uuid (the public form), or
+after this row id (what ``iterate()`` uses, so a record deleted meanwhile
+cannot end the iteration early), or at the start."""
+
+Page = tuple[list[T], int | None]
+"""A page of records and the row id of its last record (None if empty)."""
+
+
+def _after(table: Any, after: Cursor) -> Any:
+    """Keyset condition: rows inserted after the cursor (by id)."""
     if after is None:
         return table.c.id > 0
+    if isinstance(after, int):
+        return table.c.id > after
     return table.c.id > select(table.c.id).where(table.c.uuid == after).scalar_subquery()
+
+
+def _check_cursor(connection: Connection, table: Any, after: Cursor, what: str) -> None:
+    """An empty page after a uuid cursor may mean the cursor is gone: say so."""
+    if isinstance(after, UUID) and connection.execute(select(table.c.id).where(table.c.uuid == after)).first() is None:
+        raise NotFound(f"{what} {after} (the page cursor) not found")
+
+
+def _last_id(rows: list[RowMapping]) -> int | None:
+    return rows[-1]["id"] if rows else None
 
 
 def _require(connection: Connection, statement: Select[Any], what: str, uuid: UUID) -> None:
     _one(connection, statement, what, uuid)
 
 
-def page_books(connection: Connection, *, after: UUID | None, limit: int, lazy: bool) -> list[LogBook]:
+def page_books(connection: Connection, *, after: Cursor, limit: int, lazy: bool) -> Page[LogBook]:
     """Up to ``limit`` logbooks after ``after``, oldest first."""
     rows = connection.execute(select(BOOKS).where(_after(BOOKS, after)).order_by(BOOKS.c.id).limit(limit)).mappings()
     books = list(rows)
+    if not books:
+        _check_cursor(connection, BOOKS, after, "logbook")
     if lazy or not books:
-        return [book_from_row(book) for book in books]
+        return [book_from_row(book) for book in books], _last_id(books)
     ids = [book["id"] for book in books]
     flows = connection.execute(select(FLOWS).where(FLOWS.c.logbook_id.in_(ids)).order_by(FLOWS.c.id)).mappings().all()
     atoms = _atoms_by_flow(
@@ -122,12 +147,10 @@ def page_books(connection: Connection, *, after: UUID | None, limit: int, lazy: 
     flows_by_book: dict[int, list[FlowDetail]] = defaultdict(list)
     for flow in flows:
         flows_by_book[flow["logbook_id"]].append(flow_from_row(flow, atoms.get(flow["id"], [])))
-    return [book_from_row(book, flows_by_book.get(book["id"], [])) for book in books]
+    return [book_from_row(book, flows_by_book.get(book["id"], [])) for book in books], _last_id(books)
 
 
-def page_flows(
-    connection: Connection, book_uuid: UUID, *, after: UUID | None, limit: int, lazy: bool
-) -> list[FlowDetail]:
+def page_flows(connection: Connection, book_uuid: UUID, *, after: Cursor, limit: int, lazy: bool) -> Page[FlowDetail]:
     """Up to ``limit`` flow details of a logbook after ``after``, oldest first."""
     book_id = select(BOOKS.c.id).where(BOOKS.c.uuid == book_uuid).scalar_subquery()
     flows = list(
@@ -137,28 +160,29 @@ def page_flows(
     )
     if not flows:
         _require(connection, _BOOK, "logbook", book_uuid)
-        return []
+        _check_cursor(connection, FLOWS, after, "flow detail")
+        return [], None
     if lazy:
-        return [flow_from_row(flow) for flow in flows]
+        return [flow_from_row(flow) for flow in flows], _last_id(flows)
     ids = [flow["id"] for flow in flows]
     atoms = _atoms_by_flow(
         list(connection.execute(select(ATOMS).where(ATOMS.c.flow_detail_id.in_(ids)).order_by(ATOMS.c.id)).mappings())
     )
-    return [flow_from_row(flow, atoms.get(flow["id"], [])) for flow in flows]
+    return [flow_from_row(flow, atoms.get(flow["id"], [])) for flow in flows], _last_id(flows)
 
 
-def page_atoms(connection: Connection, flow_uuid: UUID, *, after: UUID | None, limit: int) -> list[AtomDetail]:
+def page_atoms(connection: Connection, flow_uuid: UUID, *, after: Cursor, limit: int) -> Page[AtomDetail]:
     """Up to ``limit`` atom details of a flow detail after ``after``, oldest first."""
     flow_id = select(FLOWS.c.id).where(FLOWS.c.uuid == flow_uuid).scalar_subquery()
-    atoms = [
-        atom_from_row(row)
-        for row in connection.execute(
+    rows = list(
+        connection.execute(
             select(ATOMS)
             .where(ATOMS.c.flow_detail_id == flow_id, _after(ATOMS, after))
             .order_by(ATOMS.c.id)
             .limit(limit)
         ).mappings()
-    ]
-    if not atoms:
+    )
+    if not rows:
         _require(connection, _FLOW, "flow detail", flow_uuid)
-    return atoms
+        _check_cursor(connection, ATOMS, after, "atom detail")
+    return [atom_from_row(row) for row in rows], _last_id(rows)

@@ -16,6 +16,7 @@ from statestore.core.dialect import update_returning
 from statestore.errors import InvalidInput
 from statestore.flows import loading, writing
 from statestore.flows.codec import atom_values, book_values, flow_values
+from statestore.flows.loading import Cursor, Page
 from statestore.flows.records import AtomDetail, FlowDetail, LogBook
 
 if TYPE_CHECKING:
@@ -33,15 +34,17 @@ def _limit(limit: int) -> int:
     return limit
 
 
-async def _stream(fetch: Callable[[UUID | None], Awaitable[list[Item]]]) -> AsyncIterator[Item]:
-    after: UUID | None = None
+async def _stream(fetch: Callable[[Cursor], Awaitable[Page[Item]]]) -> AsyncIterator[Item]:
+    """Every record, a page at a time, continuing after the last row's id:
+    records deleted meanwhile neither end nor repeat the iteration."""
+    after: Cursor = None
     while True:
-        page = await fetch(after)
+        page, last_id = await fetch(after)
         for item in page:
             yield item
-        if not page:
+        if last_id is None:
             return
-        after = page[-1].uuid
+        after = last_id
 
 
 class LogBooks:
@@ -63,18 +66,18 @@ class LogBooks:
         return await self._store.read(partial(loading.load_book, uuid=uuid, lazy=lazy))
 
     async def page(self, *, after: UUID | None = None, limit: int = DEFAULT_PAGE, lazy: bool = True) -> list[LogBook]:
-        """Up to ``limit`` logbooks stored after logbook ``after``, oldest first."""
+        """Up to ``limit`` logbooks stored after logbook ``after``, oldest
+        first (NotFound if ``after`` no longer exists)."""
+        return (await self._page(after, limit, lazy))[0]
+
+    async def _page(self, after: Cursor, limit: int, lazy: bool) -> Page[LogBook]:
         return await self._store.read(
             partial(loading.page_books, after=after, limit=_limit(limit), lazy=lazy), offload=not lazy
         )
 
     def iterate(self, *, lazy: bool = True, page_size: int = DEFAULT_PAGE) -> AsyncIterator[LogBook]:
         """Every logbook, oldest first, fetched ``page_size`` at a time."""
-
-        async def fetch(after: UUID | None) -> list[LogBook]:
-            return await self.page(after=after, limit=page_size, lazy=lazy)
-
-        return _stream(fetch)
+        return _stream(lambda after: self._page(after, page_size, lazy))
 
     async def destroy(self, uuid: UUID) -> None:
         """Delete logbook ``uuid`` with all its flow and atom details."""
@@ -110,7 +113,11 @@ class FlowDetails:
     async def page(
         self, book: UUID, *, after: UUID | None = None, limit: int = DEFAULT_PAGE, lazy: bool = True
     ) -> list[FlowDetail]:
-        """Up to ``limit`` flow details of logbook ``book`` after ``after``."""
+        """Up to ``limit`` flow details of logbook ``book`` after ``after``
+        (NotFound if the book or ``after`` no longer exists)."""
+        return (await self._page(book, after, limit, lazy))[0]
+
+    async def _page(self, book: UUID, after: Cursor, limit: int, lazy: bool) -> Page[FlowDetail]:
         return await self._store.read(
             partial(loading.page_flows, book_uuid=book, after=after, limit=_limit(limit), lazy=lazy),
             offload=not lazy,
@@ -118,11 +125,7 @@ class FlowDetails:
 
     def iterate(self, book: UUID, *, lazy: bool = True, page_size: int = DEFAULT_PAGE) -> AsyncIterator[FlowDetail]:
         """Every flow detail of logbook ``book``, oldest first."""
-
-        async def fetch(after: UUID | None) -> list[FlowDetail]:
-            return await self.page(book, after=after, limit=page_size, lazy=lazy)
-
-        return _stream(fetch)
+        return _stream(lambda after: self._page(book, after, page_size, lazy))
 
 
 class AtomDetails:
@@ -144,13 +147,13 @@ class AtomDetails:
         return await self._store.read(partial(loading.load_atom, uuid=uuid), single_statement=True)
 
     async def page(self, flow: UUID, *, after: UUID | None = None, limit: int = DEFAULT_PAGE) -> list[AtomDetail]:
-        """Up to ``limit`` atom details of flow detail ``flow`` after ``after``."""
+        """Up to ``limit`` atom details of flow detail ``flow`` after ``after``
+        (NotFound if the flow or ``after`` no longer exists)."""
+        return (await self._page(flow, after, limit))[0]
+
+    async def _page(self, flow: UUID, after: Cursor, limit: int) -> Page[AtomDetail]:
         return await self._store.read(partial(loading.page_atoms, flow_uuid=flow, after=after, limit=_limit(limit)))
 
     def iterate(self, flow: UUID, *, page_size: int = DEFAULT_PAGE) -> AsyncIterator[AtomDetail]:
         """Every atom detail of flow detail ``flow``, oldest first."""
-
-        async def fetch(after: UUID | None) -> list[AtomDetail]:
-            return await self.page(flow, after=after, limit=page_size)
-
-        return _stream(fetch)
+        return _stream(lambda after: self._page(flow, after, page_size))
