@@ -7,6 +7,9 @@ exposes its code differently: sqlite3 ``sqlite_errorname``, asyncpg
 
 from __future__ import annotations
 
+import sqlite3
+from typing import NoReturn
+
 from sqlalchemy import exc as sa_exc
 
 from statestore.errors import (
@@ -20,7 +23,7 @@ from statestore.errors import (
     Unavailable,
 )
 
-__all__ = ["classify", "is_sqlite_busy"]
+__all__ = ["classify", "is_sqlite_busy", "reraise"]
 
 _SQLITE: dict[str, type[StoreError]] = {
     "SQLITE_CONSTRAINT_UNIQUE": AlreadyExists,
@@ -128,9 +131,11 @@ def classify(error: BaseException) -> BaseException:
         return error
     if isinstance(error, sa_exc.StatementError) and isinstance(error.orig, StoreError):
         return error.orig
+    if isinstance(error, sa_exc.TimeoutError):
+        return Busy(f"no database connection free in time: {error}")
     if isinstance(error, (ConnectionError, TimeoutError)):
         return Unavailable(f"database unreachable: {error}")
-    if isinstance(error, (sa_exc.DBAPIError, OSError)):
+    if isinstance(error, (sa_exc.DBAPIError, OSError, sqlite3.Error)):
         driver = _driver_error(error)
         kind = _code_class(driver) or (Unavailable if isinstance(driver, OSError) else StoreError)
         return kind(str(driver).strip() or type(driver).__name__)
@@ -142,3 +147,12 @@ def is_sqlite_busy(error: BaseException) -> bool:
     driver = _driver_error(error)
     name = getattr(driver, "sqlite_errorname", "")
     return isinstance(name, str) and name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+def reraise(error: BaseException) -> NoReturn:
+    """Raise the statestore error for ``error``, chained to it; an error that
+    already is one is re-raised as it is, keeping its own cause."""
+    classified = classify(error)
+    if classified is error:
+        raise error
+    raise classified from error

@@ -17,8 +17,9 @@ A runner also carries the ambient explicit transaction: inside
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from typing import Protocol, TypeVar
 
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from statestore.core.urls import Target
 
-__all__ = ["ActiveTransaction", "Runner", "T", "Unit", "current_transaction", "joined"]
+__all__ = ["ActiveTransaction", "Runner", "T", "Unit", "current_transaction", "joined", "savepoint_turn"]
 
 T = TypeVar("T")
 Unit = Callable[[Connection], T]
@@ -113,3 +114,25 @@ class joined:
 
     def __exit__(self, *exc_info: object) -> None:
         _ambient.reset(self._token)
+
+
+_savepoint_locks: ContextVar[dict[int, asyncio.Lock] | None] = ContextVar("statestore_savepoint_locks", default=None)
+
+
+@asynccontextmanager
+async def savepoint_turn(transaction: object, root: asyncio.Lock) -> AsyncIterator[None]:
+    """Take a turn to open a nested transaction inside ``transaction``.
+
+    Savepoints on one connection form a stack: if two sibling tasks of one
+    transaction each opened one, the first's ``ROLLBACK TO`` would also undo
+    the second's savepoint and work. So siblings take turns, each holding the
+    lock of its scope for its whole nested block, while tasks nested inside
+    that block get a fresh lock of their own (no self-deadlock).
+    """
+    locks = _savepoint_locks.get() or {}
+    async with locks.get(id(transaction), root):
+        token = _savepoint_locks.set({**locks, id(transaction): asyncio.Lock()})
+        try:
+            yield
+        finally:
+            _savepoint_locks.reset(token)

@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from statestore.core.classify import classify
+from statestore.core.classify import reraise
 from statestore.core.engine import create_server_engine
-from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined
+from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, savepoint_turn
 from statestore.core.urls import Target
 from statestore.errors import StoreError
 
@@ -91,6 +91,7 @@ def _ending_autobegin(unit: Unit[T]) -> Unit[T]:
 class _ServerTransaction:
     connection: AsyncConnection
     guard: asyncio.Lock = field(default_factory=asyncio.Lock)
+    turns: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run(self, unit: Unit[T], *, offload: bool = False) -> T:
         # One connection serves one statement at a time, even if several
@@ -99,14 +100,19 @@ class _ServerTransaction:
             try:
                 return await self.connection.run_sync(unit)
             except Exception as error:
-                raise classify(error) from error
+                reraise(error)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        async with savepoint_turn(self, self.turns), self._savepoint():
+            yield
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
         try:
             nested = await self.connection.begin_nested()
         except Exception as error:
-            raise classify(error) from error
+            reraise(error)
         try:
             yield
         except BaseException:
@@ -143,13 +149,13 @@ class ServerRunner:
             async with engine.connect() as connection:
                 return await connection.run_sync(unit)
         except Exception as error:
-            raise classify(error) from error
+            reraise(error)
 
     async def _run_held(self, unit: Unit[T]) -> T:
         try:
             return await self._held.run(unit)
         except Exception as error:
-            raise classify(error) from error
+            reraise(error)
 
     async def read(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
         joined_transaction = current_transaction(self)
@@ -177,12 +183,12 @@ class ServerRunner:
         try:
             connection = await self._engine.connect()
         except Exception as error:
-            raise classify(error) from error
+            reraise(error)
         try:
             transaction = await connection.begin()
         except Exception as error:
             await connection.close()
-            raise classify(error) from error
+            reraise(error)
         try:
             active = _ServerTransaction(connection)
             try:
@@ -194,7 +200,7 @@ class ServerRunner:
             try:
                 await transaction.commit()
             except Exception as error:
-                raise classify(error) from error
+                reraise(error)
         finally:
             await connection.close()
 

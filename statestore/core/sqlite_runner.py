@@ -28,15 +28,15 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from statestore.core.classify import classify, is_sqlite_busy
+from statestore.core.classify import classify, is_sqlite_busy, reraise
 from statestore.core.engine import create_sqlite_engine, set_busy_timeout
-from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined
+from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, savepoint_turn
 from statestore.core.urls import Target
 
 __all__ = ["SqliteRunner"]
@@ -84,6 +84,7 @@ class _SqliteTransaction:
     runner: SqliteRunner
     connection: Connection
     guard: asyncio.Lock = field(default_factory=asyncio.Lock)
+    turns: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run(self, unit: Unit[T], *, offload: bool = False) -> T:
         # Concurrent tasks may share one transaction; the connection is not.
@@ -93,10 +94,15 @@ class _SqliteTransaction:
                     return await self.runner.in_writer_thread(unit, self.connection)
                 return unit(self.connection)
             except Exception as error:
-                raise classify(error) from error
+                reraise(error)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        async with savepoint_turn(self, self.turns), self._savepoint():
+            yield
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
         nested = self.connection.begin_nested()
         try:
             yield
@@ -165,7 +171,15 @@ class SqliteRunner:
             finally:
                 set_busy_timeout(_raw(conn), 0)
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, waiting, connection)
+        future = asyncio.get_running_loop().run_in_executor(self._writer_thread, waiting, connection)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The thread still uses the connection: let it finish before the
+            # caller releases the write lock, whatever its outcome.
+            with suppress(BaseException):
+                await future
+            raise
 
     # -- transactions of one unit -------------------------------------------
 
@@ -181,7 +195,7 @@ class SqliteRunner:
                         raise
             return await self.in_writer_thread(lambda conn: _transact(conn, unit), connection)
         except Exception as error:
-            raise classify(error) from error
+            reraise(error)
 
     async def read(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
         joined_transaction = current_transaction(self)
@@ -199,7 +213,7 @@ class SqliteRunner:
                         raise
             return await asyncio.get_running_loop().run_in_executor(self._reader_threads, self._read_pooled, unit)
         except Exception as error:
-            raise classify(error) from error
+            reraise(error)
 
     def _read_pooled(self, unit: Unit[T]) -> T:
         with self._engine.connect() as connection:
@@ -298,16 +312,21 @@ class SqliteRunner:
                 yield outer
             return
         async with self._write_lock():
-            connection = self._writer_connection()
             try:
+                connection = self._writer_connection()
                 try:
                     transaction = connection.begin()
                 except Exception as error:
                     if not is_sqlite_busy(error):
                         raise
-                    transaction = await self.in_writer_thread(lambda conn: conn.begin(), connection)
+                    try:
+                        transaction = await self.in_writer_thread(lambda conn: conn.begin(), connection)
+                    except asyncio.CancelledError:
+                        if connection.in_transaction():
+                            connection.rollback()
+                        raise
             except Exception as error:
-                raise classify(error) from error
+                reraise(error)
             active = _SqliteTransaction(self, connection)
             try:
                 with joined(self, active):
@@ -318,11 +337,10 @@ class SqliteRunner:
             try:
                 transaction.commit()
             except Exception as error:
-                raise classify(error) from error
+                reraise(error)
 
     async def admin(self, unit: Unit[T], *, foreign_keys_off: bool = False) -> T:
         async with self._write_lock():
-            connection = self._writer_connection()
 
             def administer(conn: Connection) -> T:
                 if foreign_keys_off:  # a no-op inside a transaction, so set it here
@@ -336,9 +354,9 @@ class SqliteRunner:
                         _raw(conn).execute("PRAGMA foreign_keys = ON")
 
             try:
-                return await self.in_writer_thread(administer, connection)
+                return await self.in_writer_thread(administer, self._writer_connection())
             except Exception as error:
-                raise classify(error) from error
+                reraise(error)
 
     async def close(self) -> None:
         if self._flusher is not None and not self._flusher.done():
