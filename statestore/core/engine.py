@@ -51,11 +51,12 @@ def create_sqlite_engine(target: Target, *, busy_timeout_ms: int, pool_size: int
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
+        # The timeout first: switching a file to WAL may wait for a lock.
+        set_busy_timeout(dbapi_connection, busy_timeout_ms)
         if not memory:
             dbapi_connection.execute("PRAGMA journal_mode = WAL")
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         dbapi_connection.execute("PRAGMA synchronous = NORMAL")
-        set_busy_timeout(dbapi_connection, busy_timeout_ms)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
