@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 from statestore.core.base import Base
+from statestore.farm.tables import (
+    JobBlockRow,
+    JobRow,
+    LastRenderedRow,
+    SleepScheduleRow,
+    TaskDependencyRow,
+    TaskFailureRow,
+    TaskRow,
+    WorkerRow,
+    WorkerTagMembershipRow,
+    WorkerTagRow,
+)
 from statestore.flows.tables import AtomDetailRow, FlowDetailRow, LogBookRow
 
-__all__ = ["AtomDetailRow", "Base", "FlowDetailRow", "LogBookRow", "metadata"]
+__all__ = [
+    "AtomDetailRow",
+    "Base",
+    "FlowDetailRow",
+    "JobBlockRow",
+    "JobRow",
+    "LastRenderedRow",
+    "LogBookRow",
+    "SleepScheduleRow",
+    "TaskDependencyRow",
+    "TaskFailureRow",
+    "TaskRow",
+    "WorkerRow",
+    "WorkerTagMembershipRow",
+    "WorkerTagRow",
+    "metadata",
+]
 
 metadata = Base.metadata

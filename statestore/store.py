@@ -15,6 +15,15 @@ from statestore.core.server_runner import ServerRunner
 from statestore.core.sqlite_runner import SqliteRunner
 from statestore.core.urls import Backend, resolve_url
 from statestore.errors import InvalidInput, SchemaOutOfDate
+from statestore.farm.blocklist import JobBlocklist
+from statestore.farm.failures import TaskFailures
+from statestore.farm.jobs import Jobs
+from statestore.farm.last_rendered import LastRendered
+from statestore.farm.scheduler import Scheduler
+from statestore.farm.sleep_schedules import SleepSchedules
+from statestore.farm.tasks import Tasks
+from statestore.farm.worker_tags import WorkerTags
+from statestore.farm.workers import Workers
 from statestore.flows.repositories import AtomDetails, FlowDetails, LogBooks
 
 __all__ = ["Store", "open_store", "open_store_unchecked"]
@@ -35,6 +44,24 @@ class Store:
         """Flow details of the flow model (TaskFlow's FlowDetail)."""
         self.atom_details = AtomDetails(self)
         """Task and retry details of the flow model (TaskFlow's AtomDetail)."""
+        self.jobs = Jobs(self)
+        """Jobs of the farm model with their tasks as a whole (Flamenco)."""
+        self.tasks = Tasks(self)
+        """Tasks of the farm model one at a time."""
+        self.task_failures = TaskFailures(self)
+        """Which workers failed which task."""
+        self.blocklist = JobBlocklist(self)
+        """Workers barred from a task type on a job."""
+        self.workers = Workers(self)
+        """Workers of the farm model."""
+        self.worker_tags = WorkerTags(self)
+        """Worker tags and their members."""
+        self.sleep_schedules = SleepSchedules(self)
+        """Workers' sleep schedules."""
+        self.last_rendered = LastRendered(self)
+        """The job rendered last."""
+        self.scheduler = Scheduler(self)
+        """Hands the next runnable task to a worker."""
 
     @property
     def backend(self) -> Backend:

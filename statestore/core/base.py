@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from statestore.core.types import JSONType, UTCDateTime, utcnow
 
-__all__ = ["NAMING_CONVENTION", "Base", "EntityColumns", "IdType"]
+__all__ = ["NAMING_CONVENTION", "Base", "EntityColumns", "IdType", "one_of"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,6 +26,13 @@ NAMING_CONVENTION = {
 
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 """BIGINT primary keys; on SQLite INTEGER, the only type that aliases the rowid."""
+
+
+def one_of(column: str, values: type[Enum]) -> str:
+    """A CHECK expression limiting ``column`` to the values of an enum, so
+    every dialect refuses what the codecs would refuse."""
+    quoted = ", ".join(f"'{member.value}'" for member in values)
+    return f"{column} IN ({quoted})"
 
 
 class Base(DeclarativeBase):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
 
 from statestore.core.types import ensure_json
+from statestore.core.validate import enum_value, json_object, text, uuid_value
 from statestore.errors import InvalidInput
 from statestore.flows.records import AtomDetail, Failure, FlowDetail, LogBook, RetryAttempt
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
@@ -39,34 +39,6 @@ MUTABLE_ATOM_COLUMNS = (
     "meta",
 )
 """What a merge changes; ``name`` and ``kind`` are never changed by a merge."""
-
-
-def _enum(enum: type[Any], value: object, where: str) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise InvalidInput(f"{where}: {value!r} is not one of {allowed}") from None
-
-
-def _text(value: object, limit: int, where: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{where}: expected a string, got {type(value).__name__}")
-    if len(value) > limit:
-        raise InvalidInput(f"{where}: {len(value)} characters, at most {limit} allowed")
-    return value
-
-
-def _uuid(value: object, where: str) -> UUID:
-    if not isinstance(value, UUID):
-        raise InvalidInput(f"{where}: expected a uuid.UUID, got {type(value).__name__}")
-    return value
-
-
-def _meta(value: object, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidInput(f"{where}: expected a dict, got {type(value).__name__}")
-    return dict(ensure_json(dict(value), where))
 
 
 def _failure(value: object, where: str) -> dict[str, Any] | None:
@@ -98,27 +70,27 @@ def _retry_history(value: object, where: str) -> list[Any] | None:
 def atom_values(atom: AtomDetail) -> dict[str, Any]:
     """Validated column values of ``atom`` (without ids and timestamps)."""
     where = f"atom {atom.name!r}"
-    kind = _enum(AtomKind, atom.kind, f"{where}.kind")
+    kind = enum_value(AtomKind, atom.kind, f"{where}.kind")
     results: Any
     if kind is AtomKind.RETRY:
         results = _retry_history(atom.results, f"{where}.results")
     else:
         results = ensure_json(atom.results, f"{where}.results")
-    state = None if atom.state is None else _enum(AtomState, atom.state, f"{where}.state")
+    state = None if atom.state is None else enum_value(AtomState, atom.state, f"{where}.state")
     if state is AtomState.RETRYING and kind is AtomKind.TASK:
         raise InvalidInput(f"{where}.state: RETRYING applies to retries only")
     return {
-        "uuid": _uuid(atom.uuid, f"{where}.uuid"),
-        "name": _text(atom.name, NAME_LENGTH, f"{where}.name"),
+        "uuid": uuid_value(atom.uuid, f"{where}.uuid"),
+        "name": text(atom.name, NAME_LENGTH, f"{where}.name"),
         "kind": kind.value,
         "state": None if state is None else state.value,
-        "intention": _enum(Intention, atom.intention, f"{where}.intention").value,
+        "intention": enum_value(Intention, atom.intention, f"{where}.intention").value,
         "results": results,
         "failure": _failure(atom.failure, f"{where}.failure"),
         "revert_results": ensure_json(atom.revert_results, f"{where}.revert_results"),
         "revert_failure": _failure(atom.revert_failure, f"{where}.revert_failure"),
-        "version": None if atom.version is None else _text(atom.version, VERSION_LENGTH, f"{where}.version"),
-        "meta": _meta(atom.meta, f"{where}.meta"),
+        "version": None if atom.version is None else text(atom.version, VERSION_LENGTH, f"{where}.version"),
+        "meta": json_object(atom.meta, f"{where}.meta"),
     }
 
 
@@ -126,10 +98,10 @@ def flow_values(flow: FlowDetail) -> dict[str, Any]:
     """Validated column values of ``flow`` itself (its atoms are separate)."""
     where = f"flow detail {flow.name!r}"
     return {
-        "uuid": _uuid(flow.uuid, f"{where}.uuid"),
-        "name": _text(flow.name, NAME_LENGTH, f"{where}.name"),
-        "state": None if flow.state is None else _enum(FlowState, flow.state, f"{where}.state").value,
-        "meta": _meta(flow.meta, f"{where}.meta"),
+        "uuid": uuid_value(flow.uuid, f"{where}.uuid"),
+        "name": text(flow.name, NAME_LENGTH, f"{where}.name"),
+        "state": None if flow.state is None else enum_value(FlowState, flow.state, f"{where}.state").value,
+        "meta": json_object(flow.meta, f"{where}.meta"),
     }
 
 
@@ -137,9 +109,9 @@ def book_values(book: LogBook) -> dict[str, Any]:
     """Validated column values of ``book`` itself."""
     where = f"logbook {book.name!r}"
     return {
-        "uuid": _uuid(book.uuid, f"{where}.uuid"),
-        "name": _text(book.name, NAME_LENGTH, f"{where}.name"),
-        "meta": _meta(book.meta, f"{where}.meta"),
+        "uuid": uuid_value(book.uuid, f"{where}.uuid"),
+        "name": text(book.name, NAME_LENGTH, f"{where}.name"),
+        "meta": json_object(book.meta, f"{where}.meta"),
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from statestore.core.base import Base, EntityColumns, IdType
+from statestore.core.base import Base, EntityColumns, IdType, one_of
 from statestore.core.types import JSONType
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 
@@ -16,11 +16,6 @@ __all__ = ["NAME_LENGTH", "VERSION_LENGTH", "AtomDetailRow", "FlowDetailRow", "L
 NAME_LENGTH = 255
 VERSION_LENGTH = 64
 STATE_LENGTH = 16
-
-
-def _one_of(column: str, values: type[Any]) -> str:
-    quoted = ", ".join(f"'{member.value}'" for member in values)
-    return f"{column} IN ({quoted})"
 
 
 class LogBookRow(EntityColumns, Base):
@@ -36,7 +31,7 @@ class FlowDetailRow(EntityColumns, Base):
     """The persisted state of one flow run inside a logbook."""
 
     __tablename__ = "flow_details"
-    __table_args__ = (CheckConstraint(_one_of("state", FlowState), name="state"),)
+    __table_args__ = (CheckConstraint(one_of("state", FlowState), name="state"),)
 
     logbook_id: Mapped[int] = mapped_column(IdType, ForeignKey("logbooks.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
@@ -49,9 +44,9 @@ class AtomDetailRow(EntityColumns, Base):
 
     __tablename__ = "atom_details"
     __table_args__ = (
-        CheckConstraint(_one_of("kind", AtomKind), name="kind"),
-        CheckConstraint(_one_of("state", AtomState), name="state"),
-        CheckConstraint(_one_of("intention", Intention), name="intention"),
+        CheckConstraint(one_of("kind", AtomKind), name="kind"),
+        CheckConstraint(one_of("state", AtomState), name="state"),
+        CheckConstraint(one_of("intention", Intention), name="intention"),
     )
 
     flow_detail_id: Mapped[int] = mapped_column(IdType, ForeignKey("flow_details.id", ondelete="CASCADE"), index=True)

@@ -1,0 +1,41 @@
+"""The farm model: Flamenco's jobs, tasks, workers, tags and scheduler."""
+
+from statestore.farm.records import (
+    AuthoredJob,
+    AuthoredTask,
+    BlocklistEntry,
+    Command,
+    Job,
+    SleepSchedule,
+    Task,
+    TaskSummary,
+    TimedOutTask,
+    Worker,
+    WorkerTag,
+)
+from statestore.farm.statuses import (
+    SCHEDULABLE_JOB_STATUSES,
+    SCHEDULABLE_TASK_STATUSES,
+    JobStatus,
+    TaskStatus,
+    WorkerStatus,
+)
+
+__all__ = [
+    "SCHEDULABLE_JOB_STATUSES",
+    "SCHEDULABLE_TASK_STATUSES",
+    "AuthoredJob",
+    "AuthoredTask",
+    "BlocklistEntry",
+    "Command",
+    "Job",
+    "JobStatus",
+    "SleepSchedule",
+    "Task",
+    "TaskStatus",
+    "TaskSummary",
+    "TimedOutTask",
+    "Worker",
+    "WorkerStatus",
+    "WorkerTag",
+]

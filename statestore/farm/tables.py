@@ -1,0 +1,254 @@
+"""Tables of the farm model (Flamenco): jobs, tasks and the workers that run them.
+
+Columns, lengths and ON DELETE actions follow Flamenco's schema; foreign keys
+are enforced on every dialect (SQLite too: the store switches them on for
+every connection). Two columns are statestore's own, maintained so that the
+scheduler reads only candidates however much history the database holds:
+
+* ``tasks.pending_dependencies`` — how many of the task's dependencies are not
+  completed; kept right by every write that changes a task's status;
+* ``tasks.job_priority`` — a copy of the job's priority, so one index yields
+  claimable tasks already in the scheduler's order.
+
+Flamenco lost several indexes in its table rebuilds and never had others; the
+ones here are named after the queries they serve.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from statestore.core.base import Base, EntityColumns, IdType, one_of
+from statestore.core.types import JSONType, UTCDateTime, utcnow
+from statestore.farm.statuses import JobStatus, TaskStatus, WorkerStatus
+
+__all__ = [
+    "CLAIMABLE",
+    "LENGTHS",
+    "JobBlockRow",
+    "JobRow",
+    "LastRenderedRow",
+    "SleepScheduleRow",
+    "TaskDependencyRow",
+    "TaskFailureRow",
+    "TaskRow",
+    "WorkerRow",
+    "WorkerTagMembershipRow",
+    "WorkerTagRow",
+]
+
+LENGTHS = {
+    "name": 64,
+    "type": 32,
+    "activity": 255,
+    "storage_checkout_id": 255,
+    "address": 39,
+    "platform": 16,
+    "software": 32,
+    "supported_task_types": 255,
+    "description": 255,
+    "days_of_week": 64,
+    "time_of_day": 5,
+}
+"""VARCHAR lengths (Flamenco's). The codecs enforce them before any SQL,
+because SQLite does not."""
+
+CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0"
+"""The scheduler's candidate rows: schedulable status, every dependency done.
+The partial index below holds only these, so a claim never reads history."""
+
+
+class WorkerTagRow(EntityColumns, Base):
+    """A worker tag: jobs with a tag run only on workers carrying it."""
+
+    __tablename__ = "worker_tags"
+
+    name: Mapped[str] = mapped_column(String(LENGTHS["name"]), unique=True)
+    description: Mapped[str] = mapped_column(String(LENGTHS["description"]), default="")
+
+
+class WorkerRow(EntityColumns, Base):
+    """A worker; ``deleted_at`` set means soft-deleted (Flamenco keeps the row)."""
+
+    __tablename__ = "workers"
+    __table_args__ = (
+        CheckConstraint(one_of("status", WorkerStatus), name="status"),
+        CheckConstraint(f"status_requested = '' OR {one_of('status_requested', WorkerStatus)}", name="requested"),
+        Index("ix_workers_last_seen_at", "last_seen_at"),
+    )
+
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(LENGTHS["name"]))
+    address: Mapped[str] = mapped_column(String(LENGTHS["address"]), default="")
+    platform: Mapped[str] = mapped_column(String(LENGTHS["platform"]), default="")
+    software: Mapped[str] = mapped_column(String(LENGTHS["software"]), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status_requested: Mapped[str] = mapped_column(String(16), default="")
+    lazy_status_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    supported_task_types: Mapped[str] = mapped_column(String(LENGTHS["supported_task_types"]), default="")
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    can_restart: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WorkerTagMembershipRow(Base):
+    """Which worker carries which tag."""
+
+    __tablename__ = "worker_tag_membership"
+    __table_args__ = (
+        PrimaryKeyConstraint("worker_tag_id", "worker_id"),
+        Index("ix_worker_tag_membership_worker_id", "worker_id"),
+    )
+
+    worker_tag_id: Mapped[int] = mapped_column(IdType, ForeignKey("worker_tags.id", ondelete="CASCADE"))
+    worker_id: Mapped[int] = mapped_column(IdType, ForeignKey("workers.id", ondelete="CASCADE"))
+
+
+class JobRow(EntityColumns, Base):
+    """A job: a named, prioritised set of tasks."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(one_of("status", JobStatus), name="status"),
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_updated_at", "updated_at"),
+        Index("ix_jobs_delete_requested_at", "delete_requested_at"),
+        Index("ix_jobs_worker_tag_id", "worker_tag_id"),
+    )
+
+    name: Mapped[str] = mapped_column(String(LENGTHS["name"]))
+    job_type: Mapped[str] = mapped_column(String(LENGTHS["type"]))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(32))
+    activity: Mapped[str] = mapped_column(String(LENGTHS["activity"]), default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
+    delete_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    storage_checkout_id: Mapped[str] = mapped_column(String(LENGTHS["storage_checkout_id"]), default="")
+    worker_tag_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("worker_tags.id", ondelete="SET NULL"))
+    steps_completed: Mapped[int] = mapped_column(Integer, default=0)
+    steps_total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TaskRow(EntityColumns, Base):
+    """A task of a job: commands a worker runs, in dependency order."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(one_of("status", TaskStatus), name="status"),
+        CheckConstraint("pending_dependencies >= 0", name="pending_dependencies"),
+        UniqueConstraint("job_id", "index_in_job"),
+        # Timed-out tasks (status = active AND last_touched_at <= t) and counts by status.
+        Index("ix_tasks_status_last_touched_at", "status", "last_touched_at"),
+        # A worker's tasks, by status (the scheduler's "already assigned" step).
+        Index("ix_tasks_worker_id_status", "worker_id", "status"),
+    )
+
+    job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
+    index_in_job: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(LENGTHS["name"]))
+    type: Mapped[str] = mapped_column(String(LENGTHS["type"]))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=50)
+    status: Mapped[str] = mapped_column(String(16))
+    worker_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("workers.id", ondelete="SET NULL"))
+    last_touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    commands: Mapped[list[Any]] = mapped_column(JSONType)
+    activity: Mapped[str] = mapped_column(String(LENGTHS["activity"]), default="")
+    steps_completed: Mapped[int] = mapped_column(Integer, default=0)
+    steps_total: Mapped[int] = mapped_column(Integer, default=0)
+    job_priority: Mapped[int] = mapped_column(SmallInteger)
+    pending_dependencies: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Claimable tasks in the scheduler's order; only candidates are in it.
+Index(
+    "ix_tasks_claimable",
+    TaskRow.job_priority.desc(),
+    TaskRow.priority.desc(),
+    TaskRow.id,
+    postgresql_where=text(CLAIMABLE),
+    sqlite_where=text(CLAIMABLE),
+)
+
+
+class TaskDependencyRow(Base):
+    """``task_id`` may run only once ``dependency_id`` is completed."""
+
+    __tablename__ = "task_dependencies"
+    __table_args__ = (
+        PrimaryKeyConstraint("task_id", "dependency_id"),
+        CheckConstraint("task_id <> dependency_id", name="not_self"),
+        # Dependents of a task that changed status (pending_dependencies upkeep).
+        Index("ix_task_dependencies_dependency_id", "dependency_id"),
+    )
+
+    task_id: Mapped[int] = mapped_column(IdType, ForeignKey("tasks.id", ondelete="CASCADE"))
+    dependency_id: Mapped[int] = mapped_column(IdType, ForeignKey("tasks.id", ondelete="CASCADE"))
+
+
+class TaskFailureRow(Base):
+    """A worker failed a task (the task's failure list)."""
+
+    __tablename__ = "task_failures"
+    __table_args__ = (
+        PrimaryKeyConstraint("task_id", "worker_id"),
+        Index("ix_task_failures_worker_id", "worker_id"),
+    )
+
+    task_id: Mapped[int] = mapped_column(IdType, ForeignKey("tasks.id", ondelete="CASCADE"))
+    worker_id: Mapped[int] = mapped_column(IdType, ForeignKey("workers.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JobBlockRow(Base):
+    """A worker may no longer run tasks of ``task_type`` on a job (the job blocklist)."""
+
+    __tablename__ = "job_blocks"
+    __table_args__ = (
+        PrimaryKeyConstraint("job_id", "worker_id", "task_type"),
+        Index("ix_job_blocks_worker_id", "worker_id"),
+    )
+
+    job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
+    worker_id: Mapped[int] = mapped_column(IdType, ForeignKey("workers.id", ondelete="CASCADE"))
+    task_type: Mapped[str] = mapped_column(String(LENGTHS["type"]))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SleepScheduleRow(EntityColumns, Base):
+    """When a worker should sleep; at most one per worker."""
+
+    __tablename__ = "sleep_schedules"
+    __table_args__ = (Index("ix_sleep_schedules_is_active_next_check", "is_active", "next_check"),)
+
+    worker_id: Mapped[int] = mapped_column(IdType, ForeignKey("workers.id", ondelete="CASCADE"), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    days_of_week: Mapped[str] = mapped_column(String(LENGTHS["days_of_week"]), default="")
+    start_time: Mapped[str] = mapped_column(String(LENGTHS["time_of_day"]), default="")
+    end_time: Mapped[str] = mapped_column(String(LENGTHS["time_of_day"]), default="")
+    next_check: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LastRenderedRow(EntityColumns, Base):
+    """The job whose output was rendered last: one row, ``id`` 1, always
+    written by an upsert on that id (MariaDB refuses a CHECK on an
+    auto-increment column, so the repository keeps the invariant)."""
+
+    __tablename__ = "last_rendered"
+
+    job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
