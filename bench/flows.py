@@ -25,18 +25,15 @@ import asyncio
 import json
 import os
 import sqlite3
-import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from harness import Figure, asyncpg_dsn, interleaved, rate, report, sqlite_time, throwaway_postgres
+from sqlalchemy import event
 
 from statestore import Store, open_store
 from statestore.flows import AtomDetail, AtomState, FlowDetail, LogBook
@@ -58,54 +55,17 @@ def _decoded(row: Any, positions: tuple[int, ...]) -> list[Any]:
 RAW_UPDATE_PG = "UPDATE atom_details SET state = $1, results = $2::jsonb, updated_at = $3 WHERE uuid = $4"
 
 
-@dataclass
-class Figure:
-    name: str
-    store: float
-    baseline: float
-    unit: str
-    goal: float
-    higher_is_better: bool = True
-
-    @property
-    def ratio(self) -> float:
-        """How many times slower than the baseline (1.0 = as fast)."""
-        return self.baseline / self.store if self.higher_is_better else self.store / self.baseline
-
-    @property
-    def met(self) -> bool:
-        return self.ratio <= self.goal
-
-
-async def _rate(action: Callable[[int], Awaitable[None]], count: int) -> float:
-    started = time.perf_counter()
-    for index in range(count):
-        await action(index)
-    return count / (time.perf_counter() - started)
-
-
-async def _interleaved(
-    raw: Callable[[], Awaitable[float]], ours: Callable[[], Awaitable[float]], rounds: int
-) -> tuple[float, float]:
-    """Median of each over ``rounds`` alternating rounds."""
-    raw_rates, our_rates = [], []
-    for _ in range(rounds):
-        raw_rates.append(await raw())
-        our_rates.append(await ours())
-    return statistics.median(our_rates), statistics.median(raw_rates)
-
-
 def _store_updates(store: Store, atom: AtomDetail, updates: int) -> Callable[[], Awaitable[float]]:
     """One writer committing ``updates`` state changes of ``atom``; its rate."""
 
-    async def rate() -> float:
+    async def store_rate() -> float:
         async def step(index: int) -> None:
             atom.state, atom.results = AtomState.RUNNING, index
             await store.atom_details.update(atom)
 
-        return await _rate(step, updates)
+        return await rate(step, updates)
 
-    return rate
+    return store_rate
 
 
 def _book(flows: int, atoms: int) -> LogBook:
@@ -146,16 +106,16 @@ async def bench_sqlite(rounds: int, updates: int) -> list[Figure]:
         async def raw_rate() -> float:
             def one(index: int) -> None:
                 raw.execute("BEGIN IMMEDIATE")
-                now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+                now = sqlite_time(datetime.now(UTC))
                 raw.execute(RAW_UPDATE_SQLITE, ("RUNNING", json.dumps(index), now, theirs.uuid.hex))
                 raw.execute("COMMIT")
 
             async def step(index: int) -> None:
                 one(index)
 
-            return await _rate(step, updates)
+            return await rate(step, updates)
 
-        ours, baseline = await _interleaved(raw_rate, _store_updates(store, mine, updates), rounds)
+        ours, baseline = await interleaved(raw_rate, _store_updates(store, mine, updates), rounds)
         figures.append(Figure("SQLite: atom update, 1 writer", ours, baseline, "updates/s", 4.0))
 
         writers = book.flows[1].atoms[:16]
@@ -172,7 +132,7 @@ async def bench_sqlite(rounds: int, updates: int) -> list[Figure]:
             await asyncio.gather(*(writer(atom) for atom in writers))
             return per_writer * 16 / (time.perf_counter() - started)
 
-        ours, baseline = await _interleaved(raw_rate, concurrent_rate, rounds)
+        ours, baseline = await interleaved(raw_rate, concurrent_rate, rounds)
         figures.append(Figure("SQLite: 16 concurrent writers vs raw 1 writer", ours, baseline, "updates/s", 1.0))
 
         def raw_load() -> int:
@@ -212,7 +172,7 @@ async def _load_figures(
             await store.logbooks.get(book.uuid)
         return loads / (time.perf_counter() - started)
 
-    ours, baseline = await _interleaved(raw_rate, store_rate, rounds)
+    ours, baseline = await interleaved(raw_rate, store_rate, rounds)
     return [
         Figure(f"{label}: load 1,000-atom logbook", ours, baseline, "loads/s", 2.0),
         Figure(f"{label}: SELECTs per logbook load", float(len(selects)), 3.0, "queries", 1.0, False),
@@ -222,55 +182,35 @@ async def _load_figures(
 async def bench_postgres(admin_url: str, rounds: int, updates: int) -> list[Figure]:
     import asyncpg  # type: ignore[import-untyped]
 
-    name = f"statestore_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(make_url(admin_url).set(drivername="postgresql+asyncpg"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     figures: list[Figure] = []
-    try:
-        async with open_store(url, create=True) as store:
-            book = _book(10, 100)
-            await store.logbooks.save(book)
-            mine, theirs = book.flows[0].atoms[0], book.flows[0].atoms[1]
-            raw = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    async with throwaway_postgres(admin_url) as url, open_store(url, create=True) as store:
+        book = _book(10, 100)
+        await store.logbooks.save(book)
+        mine, theirs = book.flows[0].atoms[0], book.flows[0].atoms[1]
+        raw = await asyncpg.connect(asyncpg_dsn(url))
 
-            async def raw_rate() -> float:
-                async def step(index: int) -> None:
-                    await raw.execute(RAW_UPDATE_PG, "RUNNING", json.dumps(index), datetime.now(UTC), theirs.uuid)
+        async def raw_rate() -> float:
+            async def step(index: int) -> None:
+                await raw.execute(RAW_UPDATE_PG, "RUNNING", json.dumps(index), datetime.now(UTC), theirs.uuid)
 
-                return await _rate(step, updates)
+            return await rate(step, updates)
 
-            ours, baseline = await _interleaved(raw_rate, _store_updates(store, mine, updates), rounds)
-            figures.append(Figure("PostgreSQL: atom update, 1 writer", ours, baseline, "updates/s", 1.3))
+        ours, baseline = await interleaved(raw_rate, _store_updates(store, mine, updates), rounds)
+        figures.append(Figure("PostgreSQL: atom update, 1 writer", ours, baseline, "updates/s", 1.3))
 
-            async def raw_load() -> None:
-                book_id = await raw.fetchval("SELECT id FROM logbooks WHERE uuid = $1", book.uuid)
-                await raw.fetch("SELECT * FROM flow_details WHERE logbook_id = $1 ORDER BY id", book_id)
-                rows = await raw.fetch(
-                    "SELECT a.* FROM atom_details a JOIN flow_details f ON a.flow_detail_id = f.id "
-                    "WHERE f.logbook_id = $1 ORDER BY a.id",
-                    book_id,
-                )
-                [_decoded(row, JSON_COLUMNS_SQLITE) for row in rows]  # same column order
+        async def raw_load() -> None:
+            book_id = await raw.fetchval("SELECT id FROM logbooks WHERE uuid = $1", book.uuid)
+            await raw.fetch("SELECT * FROM flow_details WHERE logbook_id = $1 ORDER BY id", book_id)
+            rows = await raw.fetch(
+                "SELECT a.* FROM atom_details a JOIN flow_details f ON a.flow_detail_id = f.id "
+                "WHERE f.logbook_id = $1 ORDER BY a.id",
+                book_id,
+            )
+            [_decoded(row, JSON_COLUMNS_SQLITE) for row in rows]  # same column order
 
-            figures.extend(await _load_figures("PostgreSQL", store, book, raw_load, rounds))
-            await raw.close()
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        await admin.dispose()
+        figures.extend(await _load_figures("PostgreSQL", store, book, raw_load, rounds))
+        await raw.close()
     return figures
-
-
-def _report(figures: list[Figure]) -> None:
-    print(f"{'figure':<48} {'statestore':>12} {'baseline':>12} {'ratio':>7} {'goal':>7}  met")
-    for figure in figures:
-        print(
-            f"{figure.name:<48} {figure.store:>12,.1f} {figure.baseline:>12,.1f} "
-            f"{figure.ratio:>6.2f}x {figure.goal:>6.1f}x  {'yes' if figure.met else 'NO'}"
-        )
-    print("(ratio = times slower than the raw driver; for query counts, queries / 3)")
 
 
 async def main() -> None:
@@ -282,7 +222,7 @@ async def main() -> None:
     figures = await bench_sqlite(options.rounds, options.updates)
     if options.postgres:
         figures += await bench_postgres(options.postgres, options.rounds, options.updates // 2)
-    _report(figures)
+    report(figures, "ratio = times slower than the raw driver; for query counts, queries / 3")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ ones here are named after the queries they serve.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -28,6 +28,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     SmallInteger,
     String,
+    Table,
     UniqueConstraint,
     text,
 )
@@ -38,8 +39,18 @@ from statestore.core.types import JSONType, UTCDateTime, utcnow
 from statestore.farm.statuses import JobStatus, TaskStatus, WorkerStatus
 
 __all__ = [
+    "BLOCKS",
     "CLAIMABLE",
+    "DEPENDENCIES",
+    "FAILURES",
+    "JOBS",
+    "LAST_RENDERED",
     "LENGTHS",
+    "MEMBERSHIP",
+    "SLEEP_SCHEDULES",
+    "TASKS",
+    "WORKERS",
+    "WORKER_TAGS",
     "JobBlockRow",
     "JobRow",
     "LastRenderedRow",
@@ -252,3 +263,16 @@ class LastRenderedRow(EntityColumns, Base):
     __tablename__ = "last_rendered"
 
     job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
+
+
+# Core handles of the tables above, for units of work that build Core statements.
+WORKER_TAGS = cast(Table, WorkerTagRow.__table__)
+WORKERS = cast(Table, WorkerRow.__table__)
+MEMBERSHIP = cast(Table, WorkerTagMembershipRow.__table__)
+JOBS = cast(Table, JobRow.__table__)
+TASKS = cast(Table, TaskRow.__table__)
+DEPENDENCIES = cast(Table, TaskDependencyRow.__table__)
+FAILURES = cast(Table, TaskFailureRow.__table__)
+BLOCKS = cast(Table, JobBlockRow.__table__)
+SLEEP_SCHEDULES = cast(Table, SleepScheduleRow.__table__)
+LAST_RENDERED = cast(Table, LastRenderedRow.__table__)

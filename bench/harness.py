@@ -1,0 +1,97 @@
+"""What every benchmark here shares: figures, interleaved rounds, a throwaway
+PostgreSQL database, the report.
+
+Benchmarks run as scripts (``python bench/<name>.py``), so this module is
+imported by its bare name from the scripts' own directory.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+__all__ = ["Figure", "asyncpg_dsn", "interleaved", "rate", "report", "sqlite_time", "throwaway_postgres"]
+
+
+@dataclass
+class Figure:
+    """One measured figure: the store against a baseline of the same run."""
+
+    name: str
+    store: float
+    baseline: float
+    unit: str
+    goal: float
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        """How many times slower than the baseline (1.0 = as fast)."""
+        return self.baseline / self.store if self.higher_is_better else self.store / self.baseline
+
+    @property
+    def met(self) -> bool:
+        return self.ratio <= self.goal
+
+
+async def rate(action: Callable[[int], Awaitable[None]], count: int) -> float:
+    """Calls of ``action`` per second, one after another."""
+    started = time.perf_counter()
+    for index in range(count):
+        await action(index)
+    return count / (time.perf_counter() - started)
+
+
+async def interleaved(
+    raw: Callable[[], Awaitable[float]], ours: Callable[[], Awaitable[float]], rounds: int
+) -> tuple[float, float]:
+    """(ours, raw): the median of each over ``rounds`` alternating rounds, so
+    the machine's noise hits both."""
+    raw_rates, our_rates = [], []
+    for _ in range(rounds):
+        raw_rates.append(await raw())
+        our_rates.append(await ours())
+    return statistics.median(our_rates), statistics.median(raw_rates)
+
+
+def sqlite_time(moment: datetime) -> str:
+    """A UTC datetime as statestore stores it on SQLite (for raw baselines)."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@asynccontextmanager
+async def throwaway_postgres(admin_url: str) -> AsyncIterator[str]:
+    """A new database beside ``admin_url``'s, dropped afterwards; yields its URL."""
+    name = f"statestore_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(make_url(admin_url).set(drivername="postgresql+asyncpg"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await admin.dispose()
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy-style PostgreSQL URL as asyncpg's own DSN."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def report(figures: list[Figure], note: str = "ratio = times slower than the raw driver") -> None:
+    print(f"{'figure':<60} {'statestore':>12} {'baseline':>12} {'ratio':>7} {'goal':>7}  met")
+    for figure in figures:
+        print(
+            f"{figure.name:<60} {figure.store:>12,.1f} {figure.baseline:>12,.1f} "
+            f"{figure.ratio:>6.2f}x {figure.goal:>6.1f}x  {'yes' if figure.met else 'NO'}"
+        )
+    print(f"({note})")

@@ -1,0 +1,388 @@
+"""Scheduler benchmark: statestore's claim against a bare claim loop, in one run.
+
+1. Claims per second with 1, 8 and 32 concurrent claimers (coroutines, each
+   claim for a fresh awake worker, activate=True) against a baseline measured
+   in the same run: a bare single-table claim loop on the raw driver with no
+   dependencies or filters — on PostgreSQL ``UPDATE … WHERE id = (SELECT …
+   FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on as many asyncpg connections
+   as claimers; on SQLite ``BEGIN IMMEDIATE``, the same UPDATE … RETURNING,
+   ``COMMIT`` on one raw sqlite3 connection (SQLite has one writer, so more
+   raw loops would not be faster). Goals: at 8 claimers ≥ 50 % of the raw rate
+   on PostgreSQL (ratio ≤ 2), ≥ 1/3 on SQLite (ratio ≤ 3).
+2. p50/p99 latency of one claim with 1k, 100k and 1M tasks in the database,
+   99 % of them completed (history in completed jobs) and 1 % queued in a live
+   job; each claimed task is put back untimed, so every claim sees the same
+   candidates. Goal: p50 at 1M ≤ 2 × p50 at 1k.
+3. The query plans of the claim at the largest size (EXPLAIN QUERY PLAN on
+   SQLite, EXPLAIN ANALYZE on PostgreSQL, rolled back).
+
+Usage: python bench/scheduler.py [--postgres URL] [--rounds N] [--claims N] [--max-tasks N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from harness import Figure, asyncpg_dsn, interleaved, report, sqlite_time, throwaway_postgres
+from sqlalchemy import insert, update
+
+from statestore import Store, open_store
+from statestore.farm import AuthoredJob, AuthoredTask, WorkerStatus
+from statestore.farm.claim import _CANDIDATE_UNTAGGED, TASKS, WORKERS
+from statestore.farm.claim_postgresql import _SQL as CLAIM_SQL_POSTGRESQL
+
+CLAIMERS = (1, 8, 32)
+SIZES = (1_000, 100_000, 1_000_000)
+LIVE_SHARE = 0.01
+HISTORY_JOB_SIZE = 10_000
+
+RAW_QUEUE_DDL = (
+    "CREATE TABLE bench_queue (id {pk}, state VARCHAR(16) NOT NULL, worker_id BIGINT)",
+    "CREATE INDEX ix_bench_queue_queued ON bench_queue (id) WHERE state = 'queued'",
+)
+RAW_CLAIM = (
+    "UPDATE bench_queue SET state = 'active', worker_id = {w} WHERE id = "
+    "(SELECT id FROM bench_queue WHERE state = 'queued' ORDER BY id LIMIT 1{lock}) RETURNING id"
+)
+
+
+# -- setup ---------------------------------------------------------------------
+
+
+def _worker_rows(count: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [
+        {
+            "uuid": uuid.uuid4(),
+            "created_at": now,
+            "updated_at": now,
+            "secret_hash": "not-a-real-hash",
+            "name": f"w{index}",
+            "status": WorkerStatus.AWAKE.value,
+            "supported_task_types": "blender",
+        }
+        for index in range(count)
+    ]
+
+
+async def _fresh_workers(store: Store, count: int) -> list[uuid.UUID]:
+    """``count`` awake workers inserted in bulk (a claim per fresh worker
+    measures claiming, not the "already has an active task" shortcut)."""
+    rows = _worker_rows(count)
+    await store.write(lambda conn: conn.execute(insert(WORKERS), rows), offload=True)
+    return [row["uuid"] for row in rows]
+
+
+async def _queued_job(store: Store, tasks: int) -> None:
+    job = AuthoredJob("bench", "render", tasks=[AuthoredTask(f"t{n}", "blender") for n in range(tasks)])
+    await store.jobs.store_authored(job)
+
+
+async def _claim_all(store: Store, workers: list[uuid.UUID], claimers: int) -> float:
+    """Claims per second, ``claimers`` coroutines sharing the worker list."""
+    pending = iter(workers)
+
+    async def claimer() -> None:
+        for worker in pending:
+            if await store.scheduler.claim(worker) is None:
+                raise AssertionError("a claim found no task: the benchmark's job is too small")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(claimer() for _ in range(claimers)))
+    return len(workers) / (time.perf_counter() - started)
+
+
+# -- throughput ----------------------------------------------------------------
+
+
+async def throughput_sqlite(rounds: int, claims: int) -> list[Figure]:
+    directory = tempfile.mkdtemp(prefix="statestore-bench-")
+    path = os.path.join(directory, "scheduler.db")
+    figures = []
+    async with open_store(f"sqlite:///{path}", create=True) as store:
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute("PRAGMA journal_mode = WAL")
+        raw.execute("PRAGMA synchronous = NORMAL")
+        raw.execute("PRAGMA busy_timeout = 30000")
+        for statement in RAW_QUEUE_DDL:
+            raw.execute(statement.format(pk="INTEGER PRIMARY KEY"))
+        claim = RAW_CLAIM.format(w="?", lock="")
+
+        async def raw_rate() -> float:
+            raw.executemany("INSERT INTO bench_queue (state) VALUES ('queued')", [()] * claims)
+            started = time.perf_counter()
+            for worker in range(claims):
+                raw.execute("BEGIN IMMEDIATE")
+                claimed = raw.execute(claim, (worker,)).fetchone()
+                raw.execute("COMMIT")
+                assert claimed is not None
+                await asyncio.sleep(0)  # as a loop inside an asyncio service would
+            return claims / (time.perf_counter() - started)
+
+        for claimers in CLAIMERS:
+
+            async def store_rate(claimers: int = claimers) -> float:
+                workers = await _fresh_workers(store, claims)
+                await _queued_job(store, claims)
+                return await _claim_all(store, workers, claimers)
+
+            ours, baseline = await interleaved(raw_rate, store_rate, rounds)
+            goal = 3.0 if claimers == 8 else float("inf")
+            figures.append(
+                Figure(f"SQLite: claims/s, {claimers} claimers vs raw sqlite3 loop", ours, baseline, "claims/s", goal)
+            )
+        raw.close()
+    return figures
+
+
+async def throughput_postgres(url: str, rounds: int, claims: int) -> list[Figure]:
+    import asyncpg  # type: ignore[import-untyped]
+
+    figures = []
+    async with open_store(url, create=True, pool_size=2 * max(CLAIMERS), max_overflow=8) as store:
+        admin = await asyncpg.connect(asyncpg_dsn(url))
+        for statement in RAW_QUEUE_DDL:
+            await admin.execute(statement.format(pk="BIGSERIAL PRIMARY KEY"))
+        claim = RAW_CLAIM.format(w="$1", lock=" FOR UPDATE SKIP LOCKED")
+        pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=max(CLAIMERS), max_size=max(CLAIMERS))
+        for claimers in CLAIMERS:
+
+            async def raw_rate(claimers: int = claimers) -> float:
+                await admin.executemany("INSERT INTO bench_queue (state) VALUES ('queued')", [()] * claims)
+                done = 0
+
+                async def loop(worker: int) -> None:
+                    nonlocal done
+                    async with pool.acquire() as connection:
+                        while await connection.fetchval(claim, worker) is not None:
+                            done += 1
+
+                started = time.perf_counter()
+                await asyncio.gather(*(loop(worker) for worker in range(claimers)))
+                assert done == claims
+                return claims / (time.perf_counter() - started)
+
+            async def store_rate(claimers: int = claimers) -> float:
+                workers = await _fresh_workers(store, claims)
+                await _queued_job(store, claims)
+                return await _claim_all(store, workers, claimers)
+
+            ours, baseline = await interleaved(raw_rate, store_rate, rounds)
+            goal = 2.0 if claimers == 8 else float("inf")
+            figures.append(
+                Figure(
+                    f"PostgreSQL: claims/s, {claimers} claimers vs raw SKIP LOCKED", ours, baseline, "claims/s", goal
+                )
+            )
+        await pool.close()
+        await admin.close()
+    return figures
+
+
+# -- latency as history grows ----------------------------------------------------
+
+
+def _task_rows(job_id: int, count: int, status: str, first_index: int = 1) -> Iterator[tuple[Any, ...]]:
+    now = datetime.now(UTC)
+    for index in range(first_index, first_index + count):
+        # id is left to the database; the tuple follows HISTORY_COLUMNS.
+        yield (uuid.uuid4(), now, now, job_id, index, f"t{index}", "blender", 50, status, "[]", "", 1, 1, 50, 0)
+
+
+HISTORY_COLUMNS = (
+    "uuid, created_at, updated_at, job_id, index_in_job, name, type, priority, status, commands, activity, "
+    "steps_completed, steps_total, job_priority, pending_dependencies"
+)
+
+
+def _history_plan(size: int) -> tuple[list[int], int]:
+    """Sizes of the completed history jobs and of the live job's queue."""
+    live = max(1, int(size * LIVE_SHARE))
+    history = size - live
+    jobs = [HISTORY_JOB_SIZE] * (history // HISTORY_JOB_SIZE)
+    if history % HISTORY_JOB_SIZE:
+        jobs.append(history % HISTORY_JOB_SIZE)
+    return jobs, live
+
+
+async def _job_row(store: Store, name: str, status: str) -> int:
+    job = await store.jobs.store_authored(AuthoredJob(name, "render", tasks=[]))
+    if status != "queued":
+        from statestore.farm import JobStatus
+
+        await store.jobs.save_status(job.uuid, JobStatus(status), "")
+    return job.id
+
+
+async def _latencies(store: Store, worker: uuid.UUID, claims: int) -> list[float]:
+    """Seconds per claim; each claimed task is put back (untimed)."""
+    timings = []
+    for _ in range(claims):
+        started = time.perf_counter()
+        scheduled = await store.scheduler.claim(worker)
+        timings.append(time.perf_counter() - started)
+        assert scheduled is not None
+        task_id = scheduled.task.id
+        await store.write(
+            lambda conn, task_id=task_id: conn.execute(
+                update(TASKS).where(TASKS.c.id == task_id).values(status="queued", worker_id=None)
+            ),
+            single_statement=True,
+        )
+    return timings
+
+
+def _percentiles(timings: list[float]) -> tuple[float, float]:
+    ordered = sorted(timings)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@asynccontextmanager
+async def _sized_sqlite(size: int) -> AsyncIterator[tuple[Store, str]]:
+    path = os.path.join(tempfile.mkdtemp(prefix="statestore-bench-"), f"history-{size}.db")
+    async with open_store(f"sqlite:///{path}", create=True) as store:
+        history, live = _history_plan(size)
+        job_ids = [await _job_row(store, f"history-{n}", "completed") for n in range(len(history))]
+        live_job = await _job_row(store, "live", "queued")
+        raw = sqlite3.connect(path)
+        placeholders = ", ".join("?" * len(HISTORY_COLUMNS.split(",")))
+        insert_sql = f"INSERT INTO tasks ({HISTORY_COLUMNS}) VALUES ({placeholders})"
+
+        def sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            return (row[0].hex, sqlite_time(row[1]), sqlite_time(row[2]), *row[3:])
+
+        for job_id, count in zip(job_ids, history, strict=True):
+            raw.executemany(insert_sql, (sqlite_row(row) for row in _task_rows(job_id, count, "completed")))
+        raw.executemany(insert_sql, (sqlite_row(row) for row in _task_rows(live_job, live, "queued")))
+        raw.commit()
+        raw.close()
+        yield store, path
+
+
+@asynccontextmanager
+async def _sized_postgres(admin_url: str, size: int) -> AsyncIterator[tuple[Store, str]]:
+    import asyncpg
+
+    async with throwaway_postgres(admin_url) as url, open_store(url, create=True) as store:
+        history, live = _history_plan(size)
+        job_ids = [await _job_row(store, f"history-{n}", "completed") for n in range(len(history))]
+        live_job = await _job_row(store, "live", "queued")
+        raw = await asyncpg.connect(asyncpg_dsn(url))
+        columns = [name.strip() for name in HISTORY_COLUMNS.split(",")]
+        for job_id, count in [*zip(job_ids, history, strict=True), (live_job, live)]:
+            status = "queued" if job_id == live_job else "completed"
+            await raw.copy_records_to_table("tasks", records=list(_task_rows(job_id, count, status)), columns=columns)
+        await raw.execute("ANALYZE")  # what autovacuum does after a bulk load
+        await raw.close()
+        yield store, url
+
+
+async def _one_worker(store: Store) -> uuid.UUID:
+    return (await _fresh_workers(store, 1))[0]
+
+
+async def latency(
+    label: str, sized: Callable[[int], Any], sizes: list[int], claims: int, explain: Callable[[Any], Awaitable[str]]
+) -> tuple[list[Figure], list[str], str]:
+    lines = []
+    medians: dict[int, float] = {}
+    plan = ""
+    for size in sizes:
+        async with sized(size) as (store, where):
+            worker = await _one_worker(store)
+            await _latencies(store, worker, 20)  # warm caches and prepared statements
+            p50, p99 = _percentiles(await _latencies(store, worker, claims))
+            medians[size] = p50
+            lines.append(
+                f"{label}: {size:>9,} tasks (99 % completed): claim p50 {p50 * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms"
+            )
+            if size == sizes[-1]:
+                plan = await explain((store, where, worker))
+    smallest, largest = sizes[0], sizes[-1]
+    figure = Figure(
+        f"{label}: claim p50 at {largest:,} vs {smallest:,} tasks",
+        medians[largest] * 1e3,
+        medians[smallest] * 1e3,
+        "ms",
+        2.0,
+        higher_is_better=False,
+    )
+    return [figure], lines, plan
+
+
+async def explain_sqlite(context: tuple[Store, str, uuid.UUID]) -> str:
+    _, path, _ = context
+    from sqlalchemy.dialects import sqlite
+
+    compiled = _CANDIDATE_UNTAGGED.compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True, "render_postcompile": True}
+    )
+    sql = str(compiled).replace("__[POSTCOMPILE_task_types]", "('blender')")
+    raw = sqlite3.connect(path)
+    plan = raw.execute(f"EXPLAIN QUERY PLAN {sql}", {"worker_id": 1}).fetchall()
+    raw.close()
+    return "SQLite EXPLAIN QUERY PLAN (candidate of a claim):\n" + "\n".join(f"  {row[-1]}" for row in plan)
+
+
+async def explain_postgres(context: tuple[Store, str, uuid.UUID]) -> str:
+    import asyncpg
+
+    _, url, worker = context
+    sql = CLAIM_SQL_POSTGRESQL.replace(":worker_uuid", "$1").replace(":now", "$2").replace(":activate", "$3")
+    raw = await asyncpg.connect(asyncpg_dsn(url))
+    transaction = raw.transaction()
+    await transaction.start()
+    rows = await raw.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", worker, datetime.now(UTC), True)
+    await transaction.rollback()
+    await raw.close()
+    return "PostgreSQL EXPLAIN ANALYZE (the one-statement claim, rolled back):\n" + "\n".join(
+        f"  {row[0]}" for row in rows
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", default=os.environ.get("STATESTORE_BENCH_POSTGRES_URL"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--claims", type=int, default=2000, help="claims per throughput round")
+    parser.add_argument("--latency-claims", type=int, default=300)
+    parser.add_argument("--max-tasks", type=int, default=SIZES[-1], help="largest history size")
+    options = parser.parse_args()
+    sizes = [size for size in SIZES if size <= options.max_tasks] or [options.max_tasks]
+    figures = await throughput_sqlite(options.rounds, options.claims)
+    more, lines, plans = await latency("SQLite", _sized_sqlite, sizes, options.latency_claims, explain_sqlite)
+    figures += more
+    plan_texts = [plans]
+    if options.postgres:
+        async with throwaway_postgres(options.postgres) as url:
+            figures += await throughput_postgres(url, options.rounds, options.claims)
+        more, pg_lines, pg_plan = await latency(
+            "PostgreSQL",
+            lambda size: _sized_postgres(options.postgres, size),
+            sizes,
+            options.latency_claims,
+            explain_postgres,
+        )
+        figures += more
+        lines += pg_lines
+        plan_texts.append(pg_plan)
+    print("\n".join(lines))
+    print()
+    report(figures, "ratio = times slower than the baseline; goal inf = shown, no goal set")
+    print()
+    print("\n\n".join(plan_texts))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,209 @@
+"""Claiming the next runnable task for a worker, as one unit of work.
+
+The rules are Flamenco's (reference §5), made explicit:
+
+1. A worker that is unknown → NotFound. A worker that is soft-deleted, not
+   ``awake``, or has a status change pending gets nothing.
+2. If the worker already runs an ``active`` task of an active or queued job,
+   that task is returned unchanged.
+3. Otherwise the next task is one that is queued or soft-failed with every
+   dependency completed, in an active or queued job, of a type the worker
+   supports, not failed by this worker, whose type is not blocklisted for this
+   worker on this job, and whose job is untagged or carries one of the
+   worker's tags — in the order job priority DESC, task priority DESC, id.
+4. The claim assigns it and, with ``activate``, marks it active, touches it
+   and makes a queued job active, in the same transaction.
+
+This module is the portable form (SQLite, MariaDB): a few statements in one
+transaction. On SQLite the transaction holds the write lock from its first
+statement (``BEGIN IMMEDIATE``), so claims are serialised and never collide;
+on MariaDB the candidate row is locked with ``FOR UPDATE SKIP LOCKED``.
+PostgreSQL runs :mod:`statestore.farm.claim_postgresql`, the same rules as one
+statement.
+
+Candidates come from the partial index ``ix_tasks_claimable``, which holds only
+claimable tasks already in claim order, so the cost of a claim does not grow
+with the number of finished tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, exists, literal, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+
+from statestore.errors import NotFound
+from statestore.farm.records import Command, Task
+from statestore.farm.statuses import (
+    SCHEDULABLE_JOB_STATUSES,
+    SCHEDULABLE_TASK_STATUSES,
+    JobStatus,
+    TaskStatus,
+    WorkerStatus,
+)
+from statestore.farm.tables import BLOCKS, FAILURES, JOBS, MEMBERSHIP, TASKS, WORKERS
+
+__all__ = ["ScheduledTask", "claim_portable", "scheduled_from_row", "task_types_of", "worker_is_eligible"]
+
+_SCHEDULABLE_TASK = [status.value for status in SCHEDULABLE_TASK_STATUSES]
+_SCHEDULABLE_JOB = [status.value for status in SCHEDULABLE_JOB_STATUSES]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledTask:
+    """A task handed to a worker, with what the worker needs of its job."""
+
+    task: Task
+    job_priority: int
+    job_type: str
+    newly_claimed: bool
+    """False when the worker already had this task active (rule 2)."""
+
+
+def task_types_of(stored: str) -> list[str]:
+    """``supported_task_types`` as stored (comma-separated) → a list."""
+    return [name for name in stored.split(",") if name]
+
+
+_WORKER = select(
+    WORKERS.c.id, WORKERS.c.status, WORKERS.c.status_requested, WORKERS.c.deleted_at, WORKERS.c.supported_task_types
+).where(WORKERS.c.uuid == bindparam("worker_uuid"))
+
+# Columns of a claimed task's record, with its job's; the worker is the claimer.
+_TASK_AND_JOB = (
+    *TASKS.c,
+    JOBS.c.uuid.label("job_uuid"),
+    JOBS.c.priority.label("job_priority_now"),
+    JOBS.c.job_type.label("job_type"),
+)
+
+_CURRENT = (
+    select(*_TASK_AND_JOB)
+    .join(JOBS, JOBS.c.id == TASKS.c.job_id)
+    .where(
+        TASKS.c.worker_id == bindparam("worker_id"),
+        TASKS.c.status == TaskStatus.ACTIVE.value,
+        JOBS.c.status.in_(_SCHEDULABLE_JOB),
+    )
+    .order_by(TASKS.c.id)
+    .limit(1)
+)
+
+
+def _candidate_query(with_tags: bool) -> Any:
+    worker_id: BindParameter[int] = bindparam("worker_id")
+    tag_rule: ColumnElement[bool] = JOBS.c.worker_tag_id.is_(None)
+    if with_tags:
+        tag_rule = or_(
+            tag_rule,
+            JOBS.c.worker_tag_id.in_(select(MEMBERSHIP.c.worker_tag_id).where(MEMBERSHIP.c.worker_id == worker_id)),
+        )
+    return (
+        select(TASKS.c.id, JOBS.c.id.label("job_id"))
+        .join(JOBS, JOBS.c.id == TASKS.c.job_id)
+        .where(
+            # The two conditions of ix_tasks_claimable, literally, so the
+            # planner may use the partial index.
+            TASKS.c.status.in_(_SCHEDULABLE_TASK),
+            TASKS.c.pending_dependencies == 0,
+            JOBS.c.status.in_(_SCHEDULABLE_JOB),
+            TASKS.c.type.in_(bindparam("task_types", expanding=True)),
+            tag_rule,
+            ~exists().where(FAILURES.c.task_id == TASKS.c.id, FAILURES.c.worker_id == worker_id),
+            ~exists().where(
+                BLOCKS.c.job_id == TASKS.c.job_id, BLOCKS.c.worker_id == worker_id, BLOCKS.c.task_type == TASKS.c.type
+            ),
+        )
+        .order_by(TASKS.c.job_priority.desc(), TASKS.c.priority.desc(), TASKS.c.id)
+        .limit(1)
+        .with_for_update(of=TASKS, skip_locked=True)
+    )
+
+
+_CANDIDATE = _candidate_query(with_tags=True)
+_HAS_TAGS = select(literal(1)).where(MEMBERSHIP.c.worker_id == bindparam("worker_id")).limit(1)
+_CANDIDATE_UNTAGGED = _candidate_query(with_tags=False)
+
+_ASSIGN = (
+    update(TASKS)
+    .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status.in_(_SCHEDULABLE_TASK))
+    .values(
+        worker_id=bindparam("worker_id"),
+        last_touched_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
+_ASSIGN_AND_ACTIVATE = _ASSIGN.values(status=TaskStatus.ACTIVE.value)
+_ACTIVATE_JOB = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), JOBS.c.status == JobStatus.QUEUED.value)
+    .values(status=JobStatus.ACTIVE.value, updated_at=bindparam("now"))
+)
+_CLAIMED = select(*_TASK_AND_JOB).join(JOBS, JOBS.c.id == TASKS.c.job_id).where(TASKS.c.id == bindparam("task_id"))
+
+
+def worker_is_eligible(row: RowMapping) -> bool:
+    """Only an awake, not deleted worker with no status change pending gets work."""
+    return row["deleted_at"] is None and row["status"] == WorkerStatus.AWAKE.value and not row["status_requested"]
+
+
+def scheduled_from_row(row: RowMapping, worker_uuid: UUID, *, newly_claimed: bool) -> ScheduledTask:
+    """A claim's result from a row of task columns plus job uuid, priority and type."""
+    task = Task(
+        id=row["id"],
+        uuid=row["uuid"],
+        job_id=row["job_id"],
+        job_uuid=row["job_uuid"],
+        index_in_job=row["index_in_job"],
+        name=row["name"],
+        type=row["type"],
+        priority=row["priority"],
+        status=TaskStatus(row["status"]),
+        worker_id=row["worker_id"],
+        worker_uuid=worker_uuid,
+        last_touched_at=row["last_touched_at"],
+        commands=tuple(
+            Command(command["name"], command.get("parameters") or {}, command.get("total_step_count", 0))
+            for command in row["commands"]
+        ),
+        activity=row["activity"],
+        steps_completed=row["steps_completed"],
+        steps_total=row["steps_total"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+    return ScheduledTask(task, row["job_priority_now"], row["job_type"], newly_claimed)
+
+
+def claim_portable(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
+    """The claim as a few statements of one transaction (see the module doc)."""
+    worker = connection.execute(_WORKER, {"worker_uuid": worker_uuid}).mappings().one_or_none()
+    if worker is None:
+        raise NotFound(f"worker {worker_uuid} not found")
+    if not worker_is_eligible(worker):
+        return None
+    worker_id = worker["id"]
+    current = connection.execute(_CURRENT, {"worker_id": worker_id}).mappings().one_or_none()
+    if current is not None:
+        return scheduled_from_row(current, worker_uuid, newly_claimed=False)
+    task_types = task_types_of(worker["supported_task_types"])
+    if not task_types:
+        return None
+    has_tags = connection.execute(_HAS_TAGS, {"worker_id": worker_id}).first() is not None
+    candidate = connection.execute(
+        _CANDIDATE if has_tags else _CANDIDATE_UNTAGGED, {"worker_id": worker_id, "task_types": task_types}
+    ).first()
+    if candidate is None:
+        return None
+    task_id, job_id = candidate
+    params = {"task_id": task_id, "worker_id": worker_id, "now": now, "job_id": job_id}
+    connection.execute(_ASSIGN_AND_ACTIVATE if activate else _ASSIGN, params)
+    if activate:
+        connection.execute(_ACTIVATE_JOB, params)
+    claimed = connection.execute(_CLAIMED, params).mappings().one()
+    return scheduled_from_row(claimed, worker_uuid, newly_claimed=True)
