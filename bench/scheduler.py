@@ -39,8 +39,9 @@ from sqlalchemy import insert, update
 
 from statestore import Store, open_store
 from statestore.farm import AuthoredJob, AuthoredTask, WorkerStatus
-from statestore.farm.claim import _CANDIDATE_UNTAGGED, TASKS, WORKERS
+from statestore.farm.claim import TASKS, WORKERS
 from statestore.farm.claim_postgresql import _SQL as CLAIM_SQL_POSTGRESQL
+from statestore.farm.claim_sqlite import LOOKUP as CLAIM_LOOKUP_SQLITE
 
 CLAIMERS = (1, 8, 32)
 SIZES = (1_000, 100_000, 1_000_000)
@@ -322,17 +323,12 @@ async def latency(
 
 
 async def explain_sqlite(context: tuple[Store, str, uuid.UUID]) -> str:
-    _, path, _ = context
-    from sqlalchemy.dialects import sqlite
-
-    compiled = _CANDIDATE_UNTAGGED.compile(
-        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True, "render_postcompile": True}
-    )
-    sql = str(compiled).replace("__[POSTCOMPILE_task_types]", "('blender')")
+    store, path, worker = context
+    sql = CLAIM_LOOKUP_SQLITE.sql(store.runner.dialect)
     raw = sqlite3.connect(path)
-    plan = raw.execute(f"EXPLAIN QUERY PLAN {sql}", {"worker_id": 1}).fetchall()
+    plan = raw.execute(f"EXPLAIN QUERY PLAN {sql}", (worker.hex,)).fetchall()
     raw.close()
-    return "SQLite EXPLAIN QUERY PLAN (candidate of a claim):\n" + "\n".join(f"  {row[-1]}" for row in plan)
+    return "SQLite EXPLAIN QUERY PLAN (the claim's lookup):\n" + "\n".join(f"  {row[-1]}" for row in plan)
 
 
 async def explain_postgres(context: tuple[Store, str, uuid.UUID]) -> str:

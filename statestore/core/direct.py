@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import Select, TextualSelect
+from sqlalchemy.types import TypeEngine
 
 __all__ = ["DirectResult", "DirectStatement"]
 
@@ -61,10 +63,17 @@ class _Compiled:
         )
 
 
-class DirectStatement:
-    """A DML statement (optionally with RETURNING) for hot paths."""
+def _result_types(statement: UpdateBase | Select[Any] | TextualSelect) -> list[TypeEngine[Any]]:
+    if isinstance(statement, UpdateBase):
+        return [column["type"] for column in statement.returning_column_descriptions]
+    return [column.type for column in statement.selected_columns]
 
-    def __init__(self, statement: UpdateBase) -> None:
+
+class DirectStatement:
+    """A DML statement (optionally with RETURNING) or a SELECT — a Core one or
+    ``text(…).columns(…)`` — for hot paths."""
+
+    def __init__(self, statement: UpdateBase | Select[Any] | TextualSelect) -> None:
         self._statement = statement
         self._by_dialect: dict[int, _Compiled] = {}
 
@@ -72,9 +81,8 @@ class DirectStatement:
         compiled = self._statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         names = tuple(compiled.positiontup or ())
-        if not dialect.positional or len(names) != len(compiled.binds):
-            raise TypeError("DirectStatement needs a positional paramstyle and one placeholder per bind parameter")
-        returning = self._statement.returning_column_descriptions
+        if not dialect.positional or set(names) != set(compiled.binds):
+            raise TypeError("DirectStatement needs a positional paramstyle and a placeholder for every bind parameter")
         return _Compiled(
             sql=compiled.string,
             names=names,
@@ -82,17 +90,24 @@ class DirectStatement:
                 compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
             ),
             result_processors=tuple(
-                column["type"].dialect_impl(dialect).result_processor(dialect, None) for column in returning
+                type_.dialect_impl(dialect).result_processor(dialect, None) for type_ in _result_types(self._statement)
             ),
         )
+
+    def sql(self, dialect: Dialect) -> str:
+        """The SQL as run on ``dialect`` (for EXPLAIN and docs)."""
+        return self._compiled(dialect).sql
+
+    def _compiled(self, dialect: Dialect) -> _Compiled:
+        compiled = self._by_dialect.get(id(dialect))
+        if compiled is None:
+            compiled = self._by_dialect[id(dialect)] = self._compile(dialect)
+        return compiled
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> DirectResult:
         """Run with ``values`` (every bind parameter by name) in the
         connection's current transaction."""
-        dialect = connection.dialect
-        compiled = self._by_dialect.get(id(dialect))
-        if compiled is None:
-            compiled = self._by_dialect[id(dialect)] = self._compile(dialect)
+        compiled = self._compiled(connection.dialect)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(compiled.sql, compiled.parameters(values))

@@ -28,6 +28,7 @@ with the number of finished tasks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,7 +49,14 @@ from statestore.farm.statuses import (
 )
 from statestore.farm.tables import BLOCKS, FAILURES, JOBS, MEMBERSHIP, TASKS, WORKERS
 
-__all__ = ["ScheduledTask", "claim_portable", "scheduled_from_row", "task_types_of", "worker_is_eligible"]
+__all__ = [
+    "CLAIMED_TASK",
+    "ScheduledTask",
+    "claim_portable",
+    "scheduled_from_row",
+    "task_types_of",
+    "worker_is_eligible",
+]
 
 _SCHEDULABLE_TASK = [status.value for status in SCHEDULABLE_TASK_STATUSES]
 _SCHEDULABLE_JOB = [status.value for status in SCHEDULABLE_JOB_STATUSES]
@@ -144,7 +152,8 @@ _ACTIVATE_JOB = (
     .where(JOBS.c.id == bindparam("job_id"), JOBS.c.status == JobStatus.QUEUED.value)
     .values(status=JobStatus.ACTIVE.value, updated_at=bindparam("now"))
 )
-_CLAIMED = select(*_TASK_AND_JOB).join(JOBS, JOBS.c.id == TASKS.c.job_id).where(TASKS.c.id == bindparam("task_id"))
+# A task with its job's uuid, priority and type, by id.
+CLAIMED_TASK = select(*_TASK_AND_JOB).join(JOBS, JOBS.c.id == TASKS.c.job_id).where(TASKS.c.id == bindparam("task_id"))
 
 
 def worker_is_eligible(row: RowMapping) -> bool:
@@ -152,7 +161,7 @@ def worker_is_eligible(row: RowMapping) -> bool:
     return row["deleted_at"] is None and row["status"] == WorkerStatus.AWAKE.value and not row["status_requested"]
 
 
-def scheduled_from_row(row: RowMapping, worker_uuid: UUID, *, newly_claimed: bool) -> ScheduledTask:
+def scheduled_from_row(row: Mapping[Any, Any], worker_uuid: UUID, *, newly_claimed: bool) -> ScheduledTask:
     """A claim's result from a row of task columns plus job uuid, priority and type."""
     task = Task(
         id=row["id"],
@@ -205,5 +214,5 @@ def claim_portable(connection: Connection, worker_uuid: UUID, activate: bool, no
     connection.execute(_ASSIGN_AND_ACTIVATE if activate else _ASSIGN, params)
     if activate:
         connection.execute(_ACTIVATE_JOB, params)
-    claimed = connection.execute(_CLAIMED, params).mappings().one()
+    claimed = connection.execute(CLAIMED_TASK, params).mappings().one()
     return scheduled_from_row(claimed, worker_uuid, newly_claimed=True)

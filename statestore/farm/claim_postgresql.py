@@ -38,21 +38,26 @@ WITH w AS (
     WHERE uuid = :worker_uuid AND deleted_at IS NULL AND status = 'awake' AND status_requested = ''
 ),
 current_task AS (
-    SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id JOIN w ON t.worker_id = w.id
-    WHERE t.status = 'active' AND j.status IN ('active', 'queued')
+    SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
+    WHERE t.worker_id = (SELECT id FROM w) AND t.status = 'active' AND j.status IN ('active', 'queued')
     ORDER BY t.id LIMIT 1
 ),
 candidate AS (
-    SELECT t.id, t.job_id FROM tasks t JOIN jobs j ON j.id = t.job_id CROSS JOIN w
+    -- Only tasks in the FROM list, so the planner can walk ix_tasks_claimable
+    -- in claim order and stop at the first row that passes; the worker's
+    -- values are InitPlans (computed once), the job a primary-key probe.
+    SELECT t.id, t.job_id FROM tasks t
     WHERE NOT EXISTS (SELECT 1 FROM current_task)
       AND t.status IN ('queued', 'soft-failed') AND t.pending_dependencies = 0
-      AND j.status IN ('active', 'queued')
-      AND t.type = ANY (string_to_array(w.supported_task_types, ','))
-      AND (j.worker_tag_id IS NULL
-           OR j.worker_tag_id IN (SELECT m.worker_tag_id FROM worker_tag_membership m WHERE m.worker_id = w.id))
-      AND NOT EXISTS (SELECT 1 FROM task_failures f WHERE f.task_id = t.id AND f.worker_id = w.id)
+      AND t.type = ANY ((SELECT string_to_array(w.supported_task_types, ',') FROM w)::text[])
+      AND EXISTS (SELECT 1 FROM jobs j
+                  WHERE j.id = t.job_id AND j.status IN ('active', 'queued')
+                    AND (j.worker_tag_id IS NULL
+                         OR j.worker_tag_id IN (SELECT m.worker_tag_id FROM worker_tag_membership m
+                                                WHERE m.worker_id = (SELECT id FROM w))))
+      AND NOT EXISTS (SELECT 1 FROM task_failures f WHERE f.task_id = t.id AND f.worker_id = (SELECT id FROM w))
       AND NOT EXISTS (SELECT 1 FROM job_blocks b
-                      WHERE b.job_id = t.job_id AND b.worker_id = w.id AND b.task_type = t.type)
+                      WHERE b.job_id = t.job_id AND b.worker_id = (SELECT id FROM w) AND b.task_type = t.type)
     ORDER BY t.job_priority DESC, t.priority DESC, t.id
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED

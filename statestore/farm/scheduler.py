@@ -31,6 +31,7 @@ from statestore.core.types import utcnow
 from statestore.core.validate import text, uuid_value
 from statestore.farm.claim import ScheduledTask, claim_portable
 from statestore.farm.claim_postgresql import claim_postgresql
+from statestore.farm.claim_sqlite import claim_sqlite
 from statestore.farm.requeue import requeue_tasks_of_worker, time_out_worker
 from statestore.farm.tables import LENGTHS
 
@@ -45,7 +46,7 @@ class Scheduler:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._one_statement = store.runner.dialect.name == "postgresql"
+        self._dialect = store.runner.dialect.name
 
     async def claim(self, worker: UUID, *, activate: bool = True) -> ScheduledTask | None:
         """The task ``worker`` should run now, or None when there is none.
@@ -58,11 +59,12 @@ class Scheduler:
         """
         worker = uuid_value(worker, "worker")
         now = utcnow()
-        if self._one_statement:
+        if self._dialect == "postgresql":
             return await self._store.write(
                 partial(claim_postgresql, worker_uuid=worker, activate=activate, now=now), single_statement=True
             )
-        return await self._store.write(partial(claim_portable, worker_uuid=worker, activate=activate, now=now))
+        claim = claim_sqlite if self._dialect == "sqlite" else claim_portable
+        return await self._store.write(partial(claim, worker_uuid=worker, activate=activate, now=now))
 
     async def requeue_tasks_of_worker(self, worker: UUID, reason: str) -> int:
         """Give back every active task of ``worker`` (it signed off or

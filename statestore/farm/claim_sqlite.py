@@ -1,0 +1,133 @@
+"""The claim on SQLite: the rules of :mod:`statestore.farm.claim` in two statements.
+
+The unit runs inline in the runner's ``BEGIN IMMEDIATE`` transaction (shared
+by group commit with the process's other writers), so claims are serialised
+by SQLite's write lock and two claimers can never take one task. What costs
+here is not the SQL but the calls into it (~40 µs each through SQLAlchemy,
+against ~8 µs for sqlite3), so the common path is two
+:class:`~statestore.core.direct.DirectStatement` calls:
+
+1. one SELECT that checks the worker and finds both its active task and the
+   best candidate (correlated subqueries on the worker's row);
+2. one ``UPDATE … RETURNING`` that assigns (and activates) the candidate and
+   returns it with its job's uuid, priority and type;
+
+plus, when activating, a primary-key UPDATE that makes a queued job active.
+
+The candidate's conditions repeat ``CLAIMABLE`` literally: SQLite uses a
+partial index only when the query's WHERE contains the index's terms, and a
+bound parameter (``status IN (?, ?)``) would not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Boolean, Integer, Uuid, bindparam, column, literal_column, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
+
+from statestore.core.direct import DirectStatement
+from statestore.errors import NotFound
+from statestore.farm.claim import CLAIMED_TASK, ScheduledTask, scheduled_from_row
+from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.tables import CLAIMABLE, JOBS, TASKS
+
+__all__ = ["LOOKUP", "claim_sqlite"]
+
+LOOKUP = DirectStatement(
+    text(
+        f"""
+SELECT w.id,
+       w.status = 'awake' AND w.status_requested = '' AND w.deleted_at IS NULL AS eligible,
+       (SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
+        WHERE t.worker_id = w.id AND t.status = 'active' AND j.status IN ('active', 'queued')
+        ORDER BY t.id LIMIT 1) AS current_id,
+       (SELECT t.id FROM tasks t INDEXED BY ix_tasks_claimable JOIN jobs j ON j.id = t.job_id
+        WHERE {CLAIMABLE.replace("status", "t.status").replace("pending_dependencies", "t.pending_dependencies")}
+          AND j.status IN ('active', 'queued')
+          AND instr(',' || w.supported_task_types || ',', ',' || t.type || ',') > 0
+          AND (j.worker_tag_id IS NULL
+               OR j.worker_tag_id IN (SELECT m.worker_tag_id FROM worker_tag_membership m WHERE m.worker_id = w.id))
+          AND NOT EXISTS (SELECT 1 FROM task_failures f WHERE f.task_id = t.id AND f.worker_id = w.id)
+          AND NOT EXISTS (SELECT 1 FROM job_blocks b
+                          WHERE b.job_id = t.job_id AND b.worker_id = w.id AND b.task_type = t.type)
+        ORDER BY t.job_priority DESC, t.priority DESC, t.id LIMIT 1) AS candidate_id
+FROM workers w WHERE w.uuid = :worker_uuid
+"""
+    )
+    .bindparams(bindparam("worker_uuid", type_=Uuid()))
+    .columns(
+        column("id", Integer()),
+        column("eligible", Boolean()),
+        column("current_id", Integer()),
+        column("candidate_id", Integer()),
+    )
+)
+
+
+_JOB = JOBS.alias("job_of_task")
+
+
+def _of_job(value: ColumnElement[Any]) -> ScalarSelect[Any]:
+    return select(value).where(_JOB.c.id == TASKS.c.job_id).scalar_subquery()
+
+
+def _quoted(value: str) -> ColumnElement[Any]:
+    """A constant rendered in the SQL: DirectStatement binds only named parameters."""
+    return literal_column(f"'{value}'")
+
+
+def _assign(activate: bool) -> DirectStatement:
+    values: dict[str, Any] = {
+        "worker_id": bindparam("worker_id"),
+        "last_touched_at": bindparam("now"),
+        "updated_at": bindparam("now"),
+    }
+    if activate:
+        values["status"] = _quoted(TaskStatus.ACTIVE.value)
+    return DirectStatement(
+        update(TASKS)
+        .where(TASKS.c.id == bindparam("task_id"), text("tasks.status IN ('queued', 'soft-failed')"))
+        .values(values)
+        .returning(
+            *TASKS.c,
+            _of_job(_JOB.c.uuid).label("job_uuid"),
+            _of_job(_JOB.c.priority).label("job_priority_now"),
+            _of_job(_JOB.c.job_type).label("job_type"),
+        )
+    )
+
+
+_ASSIGN_AND_ACTIVATE = _assign(activate=True)
+_ASSIGN_ONLY = _assign(activate=False)
+_ACTIVATE_JOB = DirectStatement(
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), JOBS.c.status == _quoted(JobStatus.QUEUED.value))
+    .values(status=_quoted(JobStatus.ACTIVE.value), updated_at=bindparam("now"))
+)
+_COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now", "job_type"]
+
+
+def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
+    """Claim in two statements (three when a queued job becomes active)."""
+    found = LOOKUP.execute(connection, {"worker_uuid": worker_uuid}).rows
+    if not found:
+        raise NotFound(f"worker {worker_uuid} not found")
+    worker_id, eligible, current_id, candidate_id = found[0]
+    if not eligible:
+        return None
+    if current_id is not None:
+        current = connection.execute(CLAIMED_TASK, {"task_id": current_id}).mappings().one()
+        return scheduled_from_row(current, worker_uuid, newly_claimed=False)
+    if candidate_id is None:
+        return None
+    params = {"task_id": candidate_id, "worker_id": worker_id, "now": now}
+    rows = (_ASSIGN_AND_ACTIVATE if activate else _ASSIGN_ONLY).execute(connection, params).rows
+    row = dict(zip(_COLUMNS, rows[0], strict=True))
+    if activate:
+        _ACTIVATE_JOB.execute(connection, {"job_id": row["job_id"], "now": now})
+    return scheduled_from_row(row, worker_uuid, newly_claimed=True)
