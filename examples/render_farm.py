@@ -69,11 +69,11 @@ async def work(store: Store, hand: Farmhand, worker: Worker, done: asyncio.Event
             await asyncio.sleep(0.02)
             continue
         task = scheduled.task
-        for _ in range(3):  # rendering, touching the task as a worker does
-            await asyncio.sleep(rng.uniform(0.001, 0.005))
-            await store.tasks.touched_by_worker(task.uuid)
-            await store.workers.seen(worker.uuid)
         if not hand.broken:
+            for _ in range(3):  # rendering, touching the task as a real worker does
+                await asyncio.sleep(rng.uniform(0.005, 0.02))
+                await store.tasks.touched_by_worker(task.uuid)
+                await store.workers.seen(worker.uuid)
             await store.tasks.save_status(task.uuid, TaskStatus.COMPLETED, f"done by {hand.name}")
             continue
         outcome = await store.task_failures.record(task.uuid, worker.uuid, blocklist_threshold=BLOCKLIST_THRESHOLD)
@@ -88,7 +88,7 @@ async def manage(store: Store, jobs: list[Job], done: asyncio.Event) -> None:
     """Mark jobs completed when all their tasks are, and print progress."""
     remaining = {job.uuid: job.name for job in jobs}
     while remaining:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.25)
         line = []
         for uuid, name in list(remaining.items()):
             completed, total = await store.jobs.count_tasks_in_status(uuid, TaskStatus.COMPLETED)

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from statestore import open_store
+from statestore.farm import TaskStatus
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -51,3 +54,18 @@ def test_quickstart_runs_on_the_default_sqlite_file(tmp_path: Path) -> None:
     assert (tmp_path / "statestore.db").exists()
     assert "integrity check: ok" in done.stdout
     assert "2 tests failed" in done.stdout
+
+
+async def test_readme_farm_example_runs() -> None:
+    (example,) = (block for block in _fenced("python") if "async def render_one" in block)
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    render_one = namespace["render_one"]
+    async with open_store("sqlite+aiosqlite://", create=True) as store:
+        await render_one(store)  # type: ignore[operator]
+        (job,) = await store.jobs.list()
+        assert await store.jobs.count_tasks_in_status(job.uuid, TaskStatus.COMPLETED) == (1, 2)
+        (worker,) = await store.workers.list()
+        scheduled = await store.scheduler.claim(worker.uuid)
+        assert scheduled is not None
+        assert scheduled.task.name == "preview"

@@ -23,6 +23,7 @@ from uuid import UUID
 from sqlalchemy import Boolean, SmallInteger, String, Uuid, bindparam, column, text
 from sqlalchemy.engine import Connection
 
+from statestore.core.direct import DirectStatement
 from statestore.core.types import UTCDateTime
 from statestore.errors import NotFound
 from statestore.farm.claim import ScheduledTask, scheduled_from_row
@@ -81,7 +82,7 @@ SELECT {_TASK_COLUMNS.format(prefix="t")}, j.uuid, j.priority, j.job_type, false
 FROM current_task ct JOIN tasks t ON t.id = ct.id JOIN jobs j ON j.id = t.job_id
 """
 
-_CLAIM = (
+_CLAIM = DirectStatement(
     text(_SQL)
     .bindparams(
         bindparam("worker_uuid", type_=Uuid()),
@@ -96,6 +97,7 @@ _CLAIM = (
         column("newly_claimed", Boolean()),
     )
 )
+_COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now", "job_type", "newly_claimed"]
 
 _WORKER_EXISTS = text("SELECT 1 FROM workers WHERE uuid = :worker_uuid").bindparams(
     bindparam("worker_uuid", type_=Uuid())
@@ -105,12 +107,9 @@ _WORKER_EXISTS = text("SELECT 1 FROM workers WHERE uuid = :worker_uuid").bindpar
 def claim_postgresql(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
     """Claim in one statement. Only when it returns nothing does a second,
     read-only statement tell an unknown worker (NotFound) from no work."""
-    row = (
-        connection.execute(_CLAIM, {"worker_uuid": worker_uuid, "now": now, "activate": activate})
-        .mappings()
-        .one_or_none()
-    )
-    if row is not None:
+    rows = _CLAIM.execute(connection, {"worker_uuid": worker_uuid, "now": now, "activate": activate}).rows
+    if rows:
+        row = dict(zip(_COLUMNS, rows[0], strict=True))
         return scheduled_from_row(row, worker_uuid, newly_claimed=row["newly_claimed"])
     if connection.execute(_WORKER_EXISTS, {"worker_uuid": worker_uuid}).first() is None:
         raise NotFound(f"worker {worker_uuid} not found")

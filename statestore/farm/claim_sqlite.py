@@ -12,7 +12,8 @@ against ~8 µs for sqlite3), so the common path is two
 2. one ``UPDATE … RETURNING`` that assigns (and activates) the candidate and
    returns it with its job's uuid, priority and type;
 
-plus, when activating, a primary-key UPDATE that makes a queued job active.
+plus, when activating a task of a queued job, a primary-key UPDATE that makes
+the job active.
 
 The candidate's conditions repeat ``CLAIMABLE`` literally: SQLite uses a
 partial index only when the query's WHERE contains the index's terms, and a
@@ -98,6 +99,7 @@ def _assign(activate: bool) -> DirectStatement:
             _of_job(_JOB.c.uuid).label("job_uuid"),
             _of_job(_JOB.c.priority).label("job_priority_now"),
             _of_job(_JOB.c.job_type).label("job_type"),
+            _of_job(_JOB.c.status).label("job_status"),
         )
     )
 
@@ -109,7 +111,7 @@ _ACTIVATE_JOB = DirectStatement(
     .where(JOBS.c.id == bindparam("job_id"), JOBS.c.status == _quoted(JobStatus.QUEUED.value))
     .values(status=_quoted(JobStatus.ACTIVE.value), updated_at=bindparam("now"))
 )
-_COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now", "job_type"]
+_COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now", "job_type", "job_status"]
 
 
 def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
@@ -128,6 +130,6 @@ def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now:
     params = {"task_id": candidate_id, "worker_id": worker_id, "now": now}
     rows = (_ASSIGN_AND_ACTIVATE if activate else _ASSIGN_ONLY).execute(connection, params).rows
     row = dict(zip(_COLUMNS, rows[0], strict=True))
-    if activate:
+    if activate and row["job_status"] == JobStatus.QUEUED.value:
         _ACTIVATE_JOB.execute(connection, {"job_id": row["job_id"], "now": now})
     return scheduled_from_row(row, worker_uuid, newly_claimed=True)
