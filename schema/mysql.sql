@@ -21,7 +21,7 @@ CREATE TABLE worker_tags (
 	CONSTRAINT pk_worker_tags PRIMARY KEY (id), 
 	CONSTRAINT uq_worker_tags_name UNIQUE (name), 
 	CONSTRAINT uq_worker_tags_uuid UNIQUE (uuid)
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE TABLE workers (
 	secret_hash VARCHAR(255) NOT NULL, 
@@ -44,7 +44,7 @@ CREATE TABLE workers (
 	CONSTRAINT ck_workers_status CHECK (status IN ('starting', 'awake', 'asleep', 'error', 'testing', 'offline', 'restart')), 
 	CONSTRAINT ck_workers_requested CHECK (status_requested = '' OR status_requested IN ('starting', 'awake', 'asleep', 'error', 'testing', 'offline', 'restart')), 
 	CONSTRAINT uq_workers_uuid UNIQUE (uuid)
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_workers_last_seen_at ON workers (last_seen_at);
 
@@ -86,7 +86,7 @@ CREATE TABLE jobs (
 	CONSTRAINT ck_jobs_status CHECK (status IN ('active', 'canceled', 'completed', 'failed', 'paused', 'pause-requested', 'queued', 'cancel-requested', 'requeueing', 'under-construction')), 
 	CONSTRAINT fk_jobs_worker_tag_id_worker_tags FOREIGN KEY(worker_tag_id) REFERENCES worker_tags (id) ON DELETE SET NULL, 
 	CONSTRAINT uq_jobs_uuid UNIQUE (uuid)
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_jobs_delete_requested_at ON jobs (delete_requested_at);
 
@@ -111,7 +111,7 @@ CREATE TABLE sleep_schedules (
 	CONSTRAINT uq_sleep_schedules_worker_id UNIQUE (worker_id), 
 	CONSTRAINT fk_sleep_schedules_worker_id_workers FOREIGN KEY(worker_id) REFERENCES workers (id) ON DELETE CASCADE, 
 	CONSTRAINT uq_sleep_schedules_uuid UNIQUE (uuid)
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_sleep_schedules_is_active_next_check ON sleep_schedules (is_active, next_check);
 
@@ -121,7 +121,7 @@ CREATE TABLE worker_tag_membership (
 	CONSTRAINT pk_worker_tag_membership PRIMARY KEY (worker_tag_id, worker_id), 
 	CONSTRAINT fk_worker_tag_membership_worker_tag_id_worker_tags FOREIGN KEY(worker_tag_id) REFERENCES worker_tags (id) ON DELETE CASCADE, 
 	CONSTRAINT fk_worker_tag_membership_worker_id_workers FOREIGN KEY(worker_id) REFERENCES workers (id) ON DELETE CASCADE
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_worker_tag_membership_worker_id ON worker_tag_membership (worker_id);
 
@@ -159,7 +159,7 @@ CREATE TABLE job_blocks (
 	CONSTRAINT pk_job_blocks PRIMARY KEY (job_id, worker_id, task_type), 
 	CONSTRAINT fk_job_blocks_job_id_jobs FOREIGN KEY(job_id) REFERENCES jobs (id) ON DELETE CASCADE, 
 	CONSTRAINT fk_job_blocks_worker_id_workers FOREIGN KEY(worker_id) REFERENCES workers (id) ON DELETE CASCADE
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_job_blocks_worker_id ON job_blocks (worker_id);
 
@@ -172,7 +172,7 @@ CREATE TABLE last_rendered (
 	CONSTRAINT pk_last_rendered PRIMARY KEY (id), 
 	CONSTRAINT fk_last_rendered_job_id_jobs FOREIGN KEY(job_id) REFERENCES jobs (id) ON DELETE CASCADE, 
 	CONSTRAINT uq_last_rendered_uuid UNIQUE (uuid)
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE TABLE tasks (
 	job_id BIGINT NOT NULL, 
@@ -200,7 +200,7 @@ CREATE TABLE tasks (
 	CONSTRAINT fk_tasks_job_id_jobs FOREIGN KEY(job_id) REFERENCES jobs (id) ON DELETE CASCADE, 
 	CONSTRAINT fk_tasks_worker_id_workers FOREIGN KEY(worker_id) REFERENCES workers (id) ON DELETE SET NULL, 
 	CONSTRAINT uq_tasks_uuid UNIQUE (uuid)
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_tasks_claimable ON tasks (job_priority DESC, priority DESC, id);
 
@@ -215,7 +215,7 @@ CREATE TABLE task_dependencies (
 	CONSTRAINT ck_task_dependencies_not_self CHECK (task_id <> dependency_id), 
 	CONSTRAINT fk_task_dependencies_task_id_tasks FOREIGN KEY(task_id) REFERENCES tasks (id) ON DELETE CASCADE, 
 	CONSTRAINT fk_task_dependencies_dependency_id_tasks FOREIGN KEY(dependency_id) REFERENCES tasks (id) ON DELETE CASCADE
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_task_dependencies_dependency_id ON task_dependencies (dependency_id);
 
@@ -226,6 +226,6 @@ CREATE TABLE task_failures (
 	CONSTRAINT pk_task_failures PRIMARY KEY (task_id, worker_id), 
 	CONSTRAINT fk_task_failures_task_id_tasks FOREIGN KEY(task_id) REFERENCES tasks (id) ON DELETE CASCADE, 
 	CONSTRAINT fk_task_failures_worker_id_workers FOREIGN KEY(worker_id) REFERENCES workers (id) ON DELETE CASCADE
-);
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_task_failures_worker_id ON task_failures (worker_id);

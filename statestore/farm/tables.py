@@ -79,6 +79,12 @@ LENGTHS = {
 """VARCHAR lengths (Flamenco's). The codecs enforce them before any SQL,
 because SQLite does not."""
 
+BINARY_TEXT = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+"""MySQL/MariaDB compare text case- and accent-insensitively by default: tag
+names "GPU" and "gpu" would collide and a worker's "Blender" would match
+tasks of type "blender". Binary collation compares as SQLite and PostgreSQL
+do."""
+
 CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0"
 """The scheduler's candidate rows: schedulable status, every dependency done.
 The partial index below holds only these, so a claim never reads history."""
@@ -88,6 +94,7 @@ class WorkerTagRow(EntityColumns, Base):
     """A worker tag: jobs with a tag run only on workers carrying it."""
 
     __tablename__ = "worker_tags"
+    __table_args__ = (BINARY_TEXT,)
 
     name: Mapped[str] = mapped_column(String(LENGTHS["name"]), unique=True)
     description: Mapped[str] = mapped_column(String(LENGTHS["description"]), default="")
@@ -101,6 +108,7 @@ class WorkerRow(EntityColumns, Base):
         CheckConstraint(one_of("status", WorkerStatus), name="status"),
         CheckConstraint(f"status_requested = '' OR {one_of('status_requested', WorkerStatus)}", name="requested"),
         Index("ix_workers_last_seen_at", "last_seen_at"),
+        BINARY_TEXT,
     )
 
     secret_hash: Mapped[str] = mapped_column(String(255))
@@ -124,6 +132,7 @@ class WorkerTagMembershipRow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("worker_tag_id", "worker_id"),
         Index("ix_worker_tag_membership_worker_id", "worker_id"),
+        BINARY_TEXT,
     )
 
     worker_tag_id: Mapped[int] = mapped_column(IdType, ForeignKey("worker_tags.id", ondelete="CASCADE"))
@@ -140,6 +149,7 @@ class JobRow(EntityColumns, Base):
         Index("ix_jobs_updated_at", "updated_at"),
         Index("ix_jobs_delete_requested_at", "delete_requested_at"),
         Index("ix_jobs_worker_tag_id", "worker_tag_id"),
+        BINARY_TEXT,
     )
 
     name: Mapped[str] = mapped_column(String(LENGTHS["name"]))
@@ -168,6 +178,7 @@ class TaskRow(EntityColumns, Base):
         Index("ix_tasks_status_last_touched_at", "status", "last_touched_at"),
         # A worker's tasks, by status (the scheduler's "already assigned" step).
         Index("ix_tasks_worker_id_status", "worker_id", "status"),
+        BINARY_TEXT,
     )
 
     job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -206,6 +217,7 @@ class TaskDependencyRow(Base):
         CheckConstraint("task_id <> dependency_id", name="not_self"),
         # Dependents of a task that changed status (pending_dependencies upkeep).
         Index("ix_task_dependencies_dependency_id", "dependency_id"),
+        BINARY_TEXT,
     )
 
     task_id: Mapped[int] = mapped_column(IdType, ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -219,6 +231,7 @@ class TaskFailureRow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("task_id", "worker_id"),
         Index("ix_task_failures_worker_id", "worker_id"),
+        BINARY_TEXT,
     )
 
     task_id: Mapped[int] = mapped_column(IdType, ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -233,6 +246,7 @@ class JobBlockRow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("job_id", "worker_id", "task_type"),
         Index("ix_job_blocks_worker_id", "worker_id"),
+        BINARY_TEXT,
     )
 
     job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -245,7 +259,7 @@ class SleepScheduleRow(EntityColumns, Base):
     """When a worker should sleep; at most one per worker."""
 
     __tablename__ = "sleep_schedules"
-    __table_args__ = (Index("ix_sleep_schedules_is_active_next_check", "is_active", "next_check"),)
+    __table_args__ = (Index("ix_sleep_schedules_is_active_next_check", "is_active", "next_check"), BINARY_TEXT)
 
     worker_id: Mapped[int] = mapped_column(IdType, ForeignKey("workers.id", ondelete="CASCADE"), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -261,6 +275,7 @@ class LastRenderedRow(EntityColumns, Base):
     auto-increment column, so the repository keeps the invariant)."""
 
     __tablename__ = "last_rendered"
+    __table_args__ = (BINARY_TEXT,)
 
     job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
 

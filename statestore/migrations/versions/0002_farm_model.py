@@ -26,6 +26,8 @@ JOB_STATUSES = (
 )
 TASK_STATUSES = "'active', 'canceled', 'completed', 'failed', 'queued', 'soft-failed', 'paused'"
 WORKER_STATUSES = "'starting', 'awake', 'asleep', 'error', 'testing', 'offline', 'restart'"
+# MySQL/MariaDB: compare text as SQLite and PostgreSQL do (case-sensitively).
+BINARY_TEXT = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 # The scheduler's candidates, as of this revision.
 CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0"
 
@@ -42,6 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_worker_tags")),
         sa.UniqueConstraint("name", name=op.f("uq_worker_tags_name")),
         sa.UniqueConstraint("uuid", name=op.f("uq_worker_tags_uuid")),
+        **BINARY_TEXT,
     )
     op.create_table(
         "workers",
@@ -71,6 +74,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
         sa.UniqueConstraint("uuid", name=op.f("uq_workers_uuid")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_workers_last_seen_at", "workers", ["last_seen_at"])
     op.create_table(
@@ -100,6 +104,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
         sa.UniqueConstraint("uuid", name=op.f("uq_jobs_uuid")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_jobs_delete_requested_at", "jobs", ["delete_requested_at"])
     op.create_index("ix_jobs_status", "jobs", ["status"])
@@ -123,6 +128,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sleep_schedules")),
         sa.UniqueConstraint("uuid", name=op.f("uq_sleep_schedules_uuid")),
         sa.UniqueConstraint("worker_id", name=op.f("uq_sleep_schedules_worker_id")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_sleep_schedules_is_active_next_check", "sleep_schedules", ["is_active", "next_check"])
     op.create_table(
@@ -139,6 +145,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("worker_tag_id", "worker_id", name=op.f("pk_worker_tag_membership")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_worker_tag_membership_worker_id", "worker_tag_membership", ["worker_id"])
     op.create_table(
@@ -152,6 +159,7 @@ def upgrade() -> None:
             ["worker_id"], ["workers.id"], name=op.f("fk_job_blocks_worker_id_workers"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("job_id", "worker_id", "task_type", name=op.f("pk_job_blocks")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_job_blocks_worker_id", "job_blocks", ["worker_id"])
     op.create_table(
@@ -164,6 +172,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_last_rendered_job_id_jobs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_last_rendered")),
         sa.UniqueConstraint("uuid", name=op.f("uq_last_rendered_uuid")),
+        **BINARY_TEXT,
     )
     op.create_table(
         "tasks",
@@ -197,6 +206,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
         sa.UniqueConstraint("job_id", "index_in_job", name=op.f("uq_tasks_job_id_index_in_job")),
         sa.UniqueConstraint("uuid", name=op.f("uq_tasks_uuid")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_tasks_status_last_touched_at", "tasks", ["status", "last_touched_at"])
     op.create_index("ix_tasks_worker_id_status", "tasks", ["worker_id", "status"])
@@ -219,6 +229,7 @@ def upgrade() -> None:
             ["task_id"], ["tasks.id"], name=op.f("fk_task_dependencies_task_id_tasks"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("task_id", "dependency_id", name=op.f("pk_task_dependencies")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_task_dependencies_dependency_id", "task_dependencies", ["dependency_id"])
     op.create_table(
@@ -233,6 +244,7 @@ def upgrade() -> None:
             ["worker_id"], ["workers.id"], name=op.f("fk_task_failures_worker_id_workers"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("task_id", "worker_id", name=op.f("pk_task_failures")),
+        **BINARY_TEXT,
     )
     op.create_index("ix_task_failures_worker_id", "task_failures", ["worker_id"])
 
