@@ -11,13 +11,14 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
 from statestore import open_store
-from statestore.farm import AuthoredJob, AuthoredTask, TaskStatus
+from statestore.farm import AuthoredJob, AuthoredTask, TaskStatus, WorkerStatus
 from tests.backends import SERVER_ENV, TestDatabase, discard_database, new_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +40,9 @@ def dag_job() -> AuthoredJob:
     return AuthoredJob("dag", "render", tasks=[task for layer in layers for task in layer])
 
 
-@pytest.fixture(params=["sqlite-file", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+@pytest.fixture(params=["sqlite-file", "postgresql", "mysql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+    """A new database of each backend several processes can share (not memory)."""
     made: TestDatabase = await new_database(str(request.param), tmp_path)
     yield made
     if made.backend in SERVER_ENV:
@@ -87,3 +89,30 @@ async def test_processes_drain_a_dag_each_task_once_in_dependency_order(database
                 assert completing_at[dependency] < entry["claimed_at"]
         assert len({entry["worker"] for entry in entries}) > PROCESSES  # the work was really shared
         assert await store.jobs.count_tasks_in_status(job.uuid, TaskStatus.COMPLETED) == (len(job.tasks),) * 2
+
+
+async def test_a_claim_held_open_hides_no_other_task(database: TestDatabase) -> None:
+    """While one claimer's transaction holds a task, another claimer gets the
+    next task — on SQLite after waiting for the write lock, on the servers at
+    once (SKIP LOCKED) — never nothing."""
+    async with open_store(database.url, create=True) as first, open_store(database.url) as second:
+        await first.jobs.store_authored(
+            AuthoredJob("j", "render", tasks=[AuthoredTask(f"t{n}", "blender") for n in range(3)])
+        )
+        one = await first.workers.create("one", "s", status=WorkerStatus.AWAKE, supported_task_types=["blender"])
+        two = await first.workers.create("two", "s", status=WorkerStatus.AWAKE, supported_task_types=["blender"])
+        holding = asyncio.Event()
+
+        async def hold() -> str | None:
+            async with first.transaction():
+                claimed = await first.scheduler.claim(one.uuid)
+                holding.set()
+                await asyncio.sleep(0.5)
+            return None if claimed is None else claimed.task.name
+
+        async def claim_meanwhile() -> str | None:
+            await holding.wait()
+            claimed = await second.scheduler.claim(two.uuid)
+            return None if claimed is None else claimed.task.name
+
+        assert await asyncio.gather(hold(), claim_meanwhile()) == ["t0", "t1"]

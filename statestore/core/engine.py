@@ -75,5 +75,11 @@ def create_server_engine(target: Target, *, echo: bool, options: dict[str, Any])
     ``max_overflow``, ``pool_timeout``, ``pool_recycle``, ``connect_args`` …).
     """
     settings: dict[str, Any] = {"pool_pre_ping": False, "json_serializer": dump_json}
+    if target.backend == "mysql":
+        # PostgreSQL's default. Under MySQL's REPEATABLE READ a locking read
+        # keeps every row it examined locked to the end of the transaction,
+        # so a claimer that passed over a task would make every other claimer
+        # SKIP it too; READ COMMITTED releases rows that did not match.
+        settings["isolation_level"] = "READ COMMITTED"
     settings.update(options)
     return create_async_engine(target.url, echo=echo, **settings)

@@ -13,7 +13,8 @@ back in for every statement measured another +0.4–0.6× of raw asyncpg.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,12 @@ from statestore.core.classify import reraise
 from statestore.core.engine import create_server_engine
 from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, savepoint_turn
 from statestore.core.urls import Target
-from statestore.errors import StoreError
+from statestore.errors import StoreError, TransactionConflict
 
 __all__ = ["ServerRunner"]
+
+_ATTEMPTS = 5
+_BACKOFF = 0.01  # seconds; the n-th retry waits up to n × this, at random
 
 
 def _transact(unit: Unit[T]) -> Unit[T]:
@@ -122,6 +126,28 @@ class _ServerTransaction:
             await nested.commit()
 
 
+async def _retrying_conflicts(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a unit in its own transaction (or statement), again if the
+    database rolled it back as a deadlock victim or a serialisation failure.
+
+    Such a transaction was undone whole and a unit is a function of its
+    connection, so running it again is safe. Inside a caller's
+    ``transaction()`` this is not done: the caller's whole block would have
+    to be re-run, so it gets the TransactionConflict.
+    """
+    for tries in range(1, _ATTEMPTS + 1):
+        try:
+            try:
+                return await attempt()
+            except Exception as error:
+                reraise(error)
+        except TransactionConflict:
+            if tries == _ATTEMPTS:
+                raise
+            await asyncio.sleep(random.uniform(0, _BACKOFF * tries))
+    raise AssertionError("unreachable")
+
+
 class ServerRunner:
     """The :class:`~statestore.core.runner.Runner` for database servers."""
 
@@ -145,17 +171,14 @@ class ServerRunner:
         return self._engine.sync_engine
 
     async def _run(self, engine: AsyncEngine, unit: Unit[T]) -> T:
-        try:
+        async def once() -> T:
             async with engine.connect() as connection:
                 return await connection.run_sync(unit)
-        except Exception as error:
-            reraise(error)
+
+        return await _retrying_conflicts(once)
 
     async def _run_held(self, unit: Unit[T]) -> T:
-        try:
-            return await self._held.run(unit)
-        except Exception as error:
-            reraise(error)
+        return await _retrying_conflicts(lambda: self._held.run(unit))
 
     async def read(self, unit: Unit[T], *, offload: bool = False, single_statement: bool = False) -> T:
         joined_transaction = current_transaction(self)

@@ -14,10 +14,13 @@ The rules are Flamenco's (reference §5), made explicit:
 4. The claim assigns it and, with ``activate``, marks it active, touches it
    and makes a queued job active, in the same transaction.
 
-This module is the portable form (SQLite, MariaDB): a few statements in one
-transaction. On SQLite the transaction holds the write lock from its first
-statement (``BEGIN IMMEDIATE``), so claims are serialised and never collide;
-on MariaDB the candidate row is locked with ``FOR UPDATE SKIP LOCKED``.
+This module is the portable form (MariaDB): a few statements in one
+transaction at READ COMMITTED. The best few candidates are read without a
+lock, then the first of them no other claimer holds is locked ``FOR UPDATE
+SKIP LOCKED`` and re-checked — a lock on task rows alone, since MariaDB has no
+``FOR UPDATE OF`` and would otherwise lock the jobs its subqueries read.
+SQLite runs :mod:`statestore.farm.claim_sqlite` (two statements in ``BEGIN
+IMMEDIATE``).
 PostgreSQL runs :mod:`statestore.farm.claim_postgresql`, the same rules as one
 statement.
 
@@ -111,31 +114,41 @@ def _candidate_query(with_tags: bool) -> Any:
             tag_rule,
             JOBS.c.worker_tag_id.in_(select(MEMBERSHIP.c.worker_tag_id).where(MEMBERSHIP.c.worker_id == worker_id)),
         )
+    # A plain read (no lock): MariaDB has no FOR UPDATE OF and would lock
+    # the rows its subqueries read (the job's) as well, making every other
+    # claimer skip every task of that job. The lock is taken afterwards, on
+    # task rows alone (_LOCK_FIRST_FREE).
     return (
-        select(TASKS.c.id, JOBS.c.id.label("job_id"))
-        .join(JOBS, JOBS.c.id == TASKS.c.job_id)
+        select(TASKS.c.id, TASKS.c.job_id)
         .where(
-            # The two conditions of ix_tasks_claimable, literally, so the
-            # planner may use the partial index.
             TASKS.c.status.in_(_SCHEDULABLE_TASK),
             TASKS.c.pending_dependencies == 0,
-            JOBS.c.status.in_(_SCHEDULABLE_JOB),
+            exists().where(JOBS.c.id == TASKS.c.job_id, JOBS.c.status.in_(_SCHEDULABLE_JOB), tag_rule),
             TASKS.c.type.in_(bindparam("task_types", expanding=True)),
-            tag_rule,
             ~exists().where(FAILURES.c.task_id == TASKS.c.id, FAILURES.c.worker_id == worker_id),
             ~exists().where(
                 BLOCKS.c.job_id == TASKS.c.job_id, BLOCKS.c.worker_id == worker_id, BLOCKS.c.task_type == TASKS.c.type
             ),
         )
         .order_by(TASKS.c.job_priority.desc(), TASKS.c.priority.desc(), TASKS.c.id)
-        .limit(1)
-        .with_for_update(of=TASKS, skip_locked=True)
+        .limit(bindparam("candidates"))
+        .with_hint(TASKS, "FORCE INDEX (ix_tasks_claimable)", dialect_name="mysql")
     )
 
 
 _CANDIDATE = _candidate_query(with_tags=True)
 _HAS_TAGS = select(literal(1)).where(MEMBERSHIP.c.worker_id == bindparam("worker_id")).limit(1)
 _CANDIDATE_UNTAGGED = _candidate_query(with_tags=False)
+# Of the candidates read, the first that no other claimer holds, re-checked
+# under its lock (a claim committed meanwhile has made it active).
+_LOCK_FIRST_FREE = (
+    select(TASKS.c.id, TASKS.c.job_id)
+    .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status.in_(_SCHEDULABLE_TASK))
+    .order_by(TASKS.c.job_priority.desc(), TASKS.c.priority.desc(), TASKS.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_FIRST_CANDIDATES = 8
 
 _ASSIGN = (
     update(TASKS)
@@ -189,6 +202,28 @@ def scheduled_from_row(row: Mapping[Any, Any], worker_uuid: UUID, *, newly_claim
     return ScheduledTask(task, row["job_priority_now"], row["job_type"], newly_claimed)
 
 
+def _lock_candidate(
+    connection: Connection, candidates: Any, worker_id: int, task_types: list[str]
+) -> tuple[int, int] | None:
+    """Read the best few candidates, then lock the first one free; read more
+    when every one read is held by another claimer."""
+    wanted = _FIRST_CANDIDATES
+    while True:
+        ids = list(
+            connection.execute(
+                candidates, {"worker_id": worker_id, "task_types": task_types, "candidates": wanted}
+            ).scalars()
+        )
+        if not ids:
+            return None
+        locked = connection.execute(_LOCK_FIRST_FREE, {"ids": ids}).first()
+        if locked is not None:
+            return (locked[0], locked[1])
+        if len(ids) < wanted:
+            return None  # every candidate there is, is being claimed by someone else
+        wanted *= 4
+
+
 def claim_portable(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
     """The claim as a few statements of one transaction (see the module doc)."""
     worker = connection.execute(_WORKER, {"worker_uuid": worker_uuid}).mappings().one_or_none()
@@ -204,9 +239,7 @@ def claim_portable(connection: Connection, worker_uuid: UUID, activate: bool, no
     if not task_types:
         return None
     has_tags = connection.execute(_HAS_TAGS, {"worker_id": worker_id}).first() is not None
-    candidate = connection.execute(
-        _CANDIDATE if has_tags else _CANDIDATE_UNTAGGED, {"worker_id": worker_id, "task_types": task_types}
-    ).first()
+    candidate = _lock_candidate(connection, _CANDIDATE if has_tags else _CANDIDATE_UNTAGGED, worker_id, task_types)
     if candidate is None:
         return None
     task_id, job_id = candidate
