@@ -7,22 +7,28 @@ the count right in the same transaction. The count is *recomputed* from the
 dependencies' current statuses, never incremented, so it is right whatever
 the old status was and calling it twice is harmless.
 
-The dependents are locked (``SELECT … FOR UPDATE``; SQLite has one writer
-and needs none) *before* the status change, and recounted after it: on
-PostgreSQL's READ COMMITTED, two transactions completing the two
-dependencies of one task would otherwise each count the other's change as
-not yet done, and the task would never become claimable. Behind the lock the
-recount is a new statement, which sees what the other committed. Locking
-first also keeps MariaDB out of a deadlock: its recount reads the
-dependencies with shared locks, which would wait for the other writer's
-dependency row while that writer waits for the dependent.
+Locks, in one order for every writer (SQLite has one writer and needs none):
 
-So: :func:`lock_dependents_of` (or :func:`lock_dependents`), change the
-status, :func:`recount`; for a bulk change of a job's tasks :func:`lock_job`,
-change them, :func:`recount_job`. :func:`refresh_dependents` and
-:func:`refresh_job` lock and recount after the change, for callers that only
-learn which tasks changed from the change itself (correct, but on MariaDB
-two of them can deadlock: TransactionConflict, retry the unit).
+1. the job's row — shared by a single task's status change
+   (:func:`lock_dependents_of`), exclusive for a bulk change of the job's
+   tasks (:func:`lock_job`) and for adding tasks to the job. So a status
+   change waits for tasks being added to commit, and then sees the new
+   dependents; a bulk change and a single one never interleave.
+2. the dependents (``SELECT … FOR UPDATE``), *before* the status change:
+   on PostgreSQL's READ COMMITTED, two transactions completing the two
+   dependencies of one task would otherwise each count the other's change
+   as not yet done, and the task would never become claimable.
+3. the changed task itself, by the status change; then the recount, a new
+   statement, which sees what others committed.
+
+On MariaDB the recount reads the dependencies' statuses with a plain read and
+writes the counts by primary key: an UPDATE that reads ``tasks`` in a
+subquery takes shared locks on every row it reads there, which deadlocked
+with claimers and other completions. Behind the dependents' locks the plain
+read is as good as a locked one.
+
+So: :func:`lock_dependents_of`, change the status, :func:`recount`; for a bulk
+change of a job's tasks :func:`lock_job`, change them, :func:`recount_job`.
 
 Both are an index probe when nothing depends on the changed tasks (the common
 case of a worker finishing a leaf task): ``ix_task_dependencies_dependency_id``
@@ -32,24 +38,17 @@ finds the dependents of a task.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Integer, bindparam, case, exists, func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Subquery, Update
+from sqlalchemy.sql import Select, Subquery, Update
 
-from statestore.farm.job_tables import DEPENDENCIES, TASKS
 from statestore.farm.statuses import TaskStatus
+from statestore.farm.tables import DEPENDENCIES, JOBS, TASKS
 
-__all__ = [
-    "lock_dependents",
-    "lock_dependents_of",
-    "lock_job",
-    "recount",
-    "recount_job",
-    "refresh_dependents",
-    "refresh_job",
-]
+__all__ = ["lock_dependents_of", "lock_job", "recount", "recount_job"]
 
 _CHUNK = 500  # ids per IN (…) list, well under every dialect's parameter limit
 
@@ -57,26 +56,24 @@ _DEPENDENCY = TASKS.alias("dependency")
 _NOT_COMPLETED = case((_DEPENDENCY.c.status != TaskStatus.COMPLETED.value, 1), else_=0)
 
 
-def _counts(task_ids: bool) -> Subquery:
+def _count_query(task_ids: bool) -> Select[Any]:
     """``(task_id, n)``: the pending count of each task that has dependencies,
-    limited to ``:ids`` (``task_ids``) or to the tasks of ``:job_id``."""
+    limited to ``:b_ids`` (``task_ids``) or to the tasks of ``:b_job_id``."""
     counts = (
         select(DEPENDENCIES.c.task_id, func.sum(_NOT_COMPLETED, type_=Integer).label("n"))
         .select_from(DEPENDENCIES.join(_DEPENDENCY, _DEPENDENCY.c.id == DEPENDENCIES.c.dependency_id))
         .group_by(DEPENDENCIES.c.task_id)
     )
     if task_ids:
-        counts = counts.where(DEPENDENCIES.c.task_id.in_(bindparam("b_ids", expanding=True)))
-    else:
-        owner = TASKS.alias("owner")
-        counts = counts.join(owner, owner.c.id == DEPENDENCIES.c.task_id).where(owner.c.job_id == bindparam("b_job_id"))
-    # A derived table with GROUP BY is materialised, which is also what lets
-    # MySQL/MariaDB update ``tasks`` from a query that reads ``tasks``.
-    return counts.subquery("counts")
+        return counts.where(DEPENDENCIES.c.task_id.in_(bindparam("b_ids", expanding=True)))
+    owner = TASKS.alias("owner")
+    return counts.join(owner, owner.c.id == DEPENDENCIES.c.task_id).where(owner.c.job_id == bindparam("b_job_id"))
 
 
 def _recount(counts: Subquery) -> Update:
     # ``updated_at`` is kept: the count is derived state, not a change of the task.
+    # A derived table with GROUP BY is materialised, which is also what lets
+    # MySQL/MariaDB update ``tasks`` from a query that reads ``tasks``.
     return (
         update(TASKS)
         .where(TASKS.c.id == counts.c.task_id, TASKS.c.pending_dependencies != counts.c.n)
@@ -84,19 +81,22 @@ def _recount(counts: Subquery) -> Update:
     )
 
 
-_RECOUNT_TASKS = _recount(_counts(task_ids=True))
-_RECOUNT_JOB = _recount(_counts(task_ids=False))
-
-_LOCK_DEPENDENTS = (
-    select(TASKS.c.id)
-    .where(
-        TASKS.c.id.in_(
-            select(DEPENDENCIES.c.task_id).where(DEPENDENCIES.c.dependency_id.in_(bindparam("ids", expanding=True)))
-        )
-    )
-    .order_by(TASKS.c.id)
-    .with_for_update()
+_COUNTS_OF_TASKS = _count_query(task_ids=True)
+_RECOUNT_TASKS = _recount(_COUNTS_OF_TASKS.subquery("counts"))
+_RECOUNT_JOB = _recount(_count_query(task_ids=False).subquery("counts"))
+_SET_COUNT = (
+    update(TASKS)
+    .where(TASKS.c.id == bindparam("b_id"), TASKS.c.pending_dependencies != bindparam("b_n"))
+    .values(pending_dependencies=bindparam("b_n"), updated_at=TASKS.c.updated_at)
 )
+
+_JOB_OF_TASK_SHARED = (
+    select(JOBS.c.id)
+    .join(TASKS, TASKS.c.job_id == JOBS.c.id)
+    .where(TASKS.c.uuid == bindparam("uuid"))
+    .with_for_update(read=True, of=JOBS)
+)
+_JOB_EXCLUSIVE = select(JOBS.c.id).where(JOBS.c.id == bindparam("b_job_id")).with_for_update()
 _LOCK_DEPENDENTS_OF_JOB = (
     select(TASKS.c.id)
     .where(
@@ -106,8 +106,6 @@ _LOCK_DEPENDENTS_OF_JOB = (
     .order_by(TASKS.c.id)
     .with_for_update()
 )
-
-
 _LOCK_DEPENDENTS_OF_UUID = (
     select(TASKS.c.id)
     .where(
@@ -127,38 +125,36 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
         yield ids[start : start + _CHUNK]
 
 
-def lock_dependents(connection: Connection, task_ids: Collection[int]) -> list[int]:
-    """Lock the tasks depending on one of ``task_ids``; their ids, ascending."""
-    dependents: set[int] = set()
-    for chunk in _chunks(sorted(set(task_ids))):
-        dependents.update(connection.execute(_LOCK_DEPENDENTS, {"ids": list(chunk)}).scalars())
-    return sorted(dependents)
+def _one_writer(connection: Connection) -> bool:
+    """SQLite: the transaction holds the database's only write lock already."""
+    return connection.dialect.name == "sqlite"
 
 
 def lock_dependents_of(connection: Connection, uuid: UUID) -> list[int]:
-    """Lock the tasks depending on task ``uuid``; their ids, ascending."""
+    """Before changing task ``uuid``'s status: share-lock its job, lock the
+    tasks depending on it; their ids, ascending."""
+    if not _one_writer(connection):
+        connection.execute(_JOB_OF_TASK_SHARED, {"uuid": uuid})
     return list(connection.execute(_LOCK_DEPENDENTS_OF_UUID, {"uuid": uuid}).scalars())
 
 
 def recount(connection: Connection, task_ids: Collection[int]) -> None:
     """Recount ``pending_dependencies`` of ``task_ids`` themselves (tasks
-    locked by :func:`lock_dependents`, or whose dependencies were just inserted)."""
+    locked by :func:`lock_dependents_of`, or whose dependencies were just inserted)."""
     for chunk in _chunks(sorted(set(task_ids))):
-        connection.execute(_RECOUNT_TASKS, {"b_ids": list(chunk)})
-
-
-def refresh_dependents(connection: Connection, task_ids: Collection[int]) -> None:
-    """Recount ``pending_dependencies`` of every task depending on one of
-    ``task_ids``, whose status was just changed. (Where the tasks are known
-    before the change, prefer :func:`lock_dependents` first and
-    :func:`recount` after: see the module docstring.)"""
-    dependents = lock_dependents(connection, task_ids)
-    if dependents:
-        recount(connection, dependents)
+        if connection.dialect.name == "mysql":
+            counts = connection.execute(_COUNTS_OF_TASKS, {"b_ids": list(chunk)}).all()
+            if counts:
+                connection.execute(_SET_COUNT, [{"b_id": task_id, "b_n": n} for task_id, n in counts])
+        else:
+            connection.execute(_RECOUNT_TASKS, {"b_ids": list(chunk)})
 
 
 def lock_job(connection: Connection, job_id: int) -> bool:
-    """Lock the tasks of job ``job_id`` that have dependencies; whether there are any."""
+    """Before a bulk status change of job ``job_id``'s tasks: lock the job,
+    then its tasks that have dependencies; whether there are any."""
+    if not _one_writer(connection):
+        connection.execute(_JOB_EXCLUSIVE, {"b_job_id": job_id})
     return bool(connection.execute(_LOCK_DEPENDENTS_OF_JOB, {"b_job_id": job_id}).all())
 
 
@@ -166,10 +162,3 @@ def recount_job(connection: Connection, job_id: int) -> None:
     """Recount ``pending_dependencies`` of every task of job ``job_id``
     (dependencies never cross jobs)."""
     connection.execute(_RECOUNT_JOB, {"b_job_id": job_id})
-
-
-def refresh_job(connection: Connection, job_id: int) -> None:
-    """:func:`lock_job` and :func:`recount_job`, after a bulk status change
-    of the job's tasks."""
-    if lock_job(connection, job_id):
-        recount_job(connection, job_id)
