@@ -275,3 +275,27 @@ async def test_time_out_workers_finds_them_by_last_seen(store: Store) -> None:
     assert await store.scheduler.time_out_workers(utcnow() - timedelta(minutes=1)) == [gone.uuid]
     assert (await store.workers.fetch(gone.uuid)).status is WorkerStatus.ERROR
     assert (await store.workers.fetch(fresh.uuid)).status is WorkerStatus.AWAKE
+
+
+async def test_a_worker_seen_after_the_timeout_listing_keeps_its_task(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = await create_worker(store)
+    await store.jobs.store_authored(job_of(render_task("1")))
+    claimed = await store.scheduler.claim(worker.uuid)
+    assert claimed is not None
+    await store.workers.save(
+        replace(await store.workers.fetch(worker.uuid), last_seen_at=utcnow() - timedelta(hours=1))
+    )
+    cutoff = utcnow() - timedelta(minutes=1)
+    listed = await store.workers.timed_out(cutoff)
+    assert [found.uuid for found in listed] == [worker.uuid]
+    await store.workers.seen(worker.uuid)  # its heartbeat arrives after the listing
+
+    async def stale_listing(_: object) -> list[Worker]:
+        return listed
+
+    monkeypatch.setattr(store.workers, "timed_out", stale_listing)
+    assert await store.scheduler.time_out_workers(cutoff) == []
+    assert (await store.workers.fetch(worker.uuid)).status is WorkerStatus.AWAKE
+    assert (await store.tasks.fetch(claimed.task.uuid)).status is TaskStatus.ACTIVE

@@ -22,6 +22,7 @@ from statestore.errors import InvalidInput, InvalidReference
 from statestore.farm.records import AuthoredJob, AuthoredTask, Command, Job, Task, TaskSummary
 from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.tables import LENGTHS
+from statestore.farm.worker_codec import task_type
 
 __all__ = [
     "EncodedJob",
@@ -130,7 +131,7 @@ def _encode_task(task: object) -> tuple[dict[str, Any], list[UUID]]:
     row = {
         "uuid": uuid_value(task.uuid, f"{where}.uuid"),
         "name": text(task.name, _NAME, f"{where}.name"),
-        "type": text(task.type, _TYPE, f"{where}.type"),
+        "type": task_type(task.type, f"{where}.type"),
         "priority": integer(task.priority, f"{where}.priority", SMALLINT),
         "commands": commands,
         "steps_total": steps,

@@ -27,6 +27,7 @@ from statestore.farm.tables import JOBS, TASKS, WORKERS
 __all__ = ["requeue_tasks_of_worker", "time_out_worker"]
 
 _PAUSING_JOBS = (JobStatus.PAUSE_REQUESTED.value, JobStatus.PAUSED.value)
+_NOT_TIMING_OUT = (WorkerStatus.ERROR.value, WorkerStatus.OFFLINE.value)
 _WORKER_ID = select(WORKERS.c.id).where(WORKERS.c.uuid == bindparam("worker_uuid"))
 
 
@@ -61,12 +62,30 @@ def requeue_tasks_of_worker(connection: Connection, worker_uuid: UUID, reason: s
     return _give_back(connection, _worker_id(connection, worker_uuid), reason, utcnow())
 
 
-def time_out_worker(connection: Connection, worker_uuid: UUID, reason: str, now: datetime) -> int:
-    """Mark the worker ``error``, clear its status request, give back its tasks."""
+def time_out_worker(
+    connection: Connection, worker_uuid: UUID, reason: str, now: datetime, unseen_since: datetime | None = None
+) -> int | None:
+    """Mark the worker ``error``, clear its status request, give back its
+    tasks; return how many (None: not timed out after all).
+
+    With ``unseen_since`` this happens only if the worker is still timed out
+    (not seen since then, not deleted, not already error or offline): a
+    heartbeat that arrived after the timed-out workers were listed wins, and
+    its running task is not taken away.
+    """
     worker_id = _worker_id(connection, worker_uuid)
-    connection.execute(
-        update(WORKERS)
-        .where(WORKERS.c.id == worker_id)
-        .values(status=WorkerStatus.ERROR.value, status_requested="", lazy_status_request=False, updated_at=now)
-    )
+    statement = update(WORKERS).where(WORKERS.c.id == worker_id)
+    if unseen_since is not None:
+        statement = statement.where(
+            WORKERS.c.last_seen_at <= unseen_since,
+            WORKERS.c.deleted_at.is_(None),
+            WORKERS.c.status.not_in(_NOT_TIMING_OUT),
+        )
+    changed = connection.execute(
+        statement.values(
+            status=WorkerStatus.ERROR.value, status_requested="", lazy_status_request=False, updated_at=now
+        )
+    ).rowcount
+    if not changed:
+        return None
     return _give_back(connection, worker_id, reason, now)

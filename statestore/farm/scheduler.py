@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from statestore.core.types import utcnow
-from statestore.core.validate import text, uuid_value
+from statestore.core.validate import aware_datetime, text, uuid_value
 from statestore.farm.claim import ScheduledTask, claim_portable
 from statestore.farm.claim_postgresql import claim_postgresql
 from statestore.farm.claim_sqlite import claim_sqlite
@@ -81,12 +81,22 @@ class Scheduler:
         how many tasks were given back."""
         worker = uuid_value(worker, "worker")
         reason = text(reason, LENGTHS["activity"] // 2, "reason")
-        return await self._store.write(partial(time_out_worker, worker_uuid=worker, reason=reason, now=utcnow()))
+        given_back = await self._store.write(partial(time_out_worker, worker_uuid=worker, reason=reason, now=utcnow()))
+        assert given_back is not None  # unconditional without unseen_since
+        return given_back
 
     async def time_out_workers(self, last_seen_before: datetime, reason: str = "the worker timed out") -> list[UUID]:
         """Time out every worker not seen since ``last_seen_before`` (each in
-        its own transaction); returns their uuids, oldest id first."""
-        timed_out = await self._store.workers.timed_out(last_seen_before)
-        for worker in timed_out:
-            await self.time_out_worker(worker.uuid, reason)
-        return [worker.uuid for worker in timed_out]
+        its own transaction, re-checked there: a worker whose heartbeat came
+        in meanwhile is left alone); returns the uuids of those timed out,
+        by id."""
+        last_seen_before = aware_datetime(last_seen_before, "last_seen_before")
+        reason = text(reason, LENGTHS["activity"] // 2, "reason")
+        timed_out = []
+        for worker in await self._store.workers.timed_out(last_seen_before):
+            unit = partial(
+                time_out_worker, worker_uuid=worker.uuid, reason=reason, now=utcnow(), unseen_since=last_seen_before
+            )
+            if await self._store.write(unit) is not None:
+                timed_out.append(worker.uuid)
+        return timed_out

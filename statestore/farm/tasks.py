@@ -19,6 +19,7 @@ from statestore.farm.job_codec import activity_value, encode_commands
 from statestore.farm.records import Task, TimedOutTask
 from statestore.farm.statuses import TaskStatus
 from statestore.farm.tables import LENGTHS
+from statestore.farm.worker_codec import task_type
 
 if TYPE_CHECKING:
     from statestore.store import Store
@@ -41,10 +42,10 @@ def _task_values(task: Task) -> dict[str, Any]:
     if not isinstance(task, Task):
         raise InvalidInput(f"expected a Task, got {type(task).__name__}")
     where = f"task {task.name!r}"
-    commands, _ = encode_commands(list(task.commands), where)
+    commands, _ = encode_commands(task.commands, where)
     return {
         "name": text(task.name, LENGTHS["name"], f"{where}.name"),
-        "type": text(task.type, LENGTHS["type"], f"{where}.type"),
+        "type": task_type(task.type, f"{where}.type"),
         "priority": integer(task.priority, f"{where}.priority", SMALLINT),
         "status": enum_value(TaskStatus, task.status, f"{where}.status").value,
         "worker_id": None if task.worker_id is None else integer(task.worker_id, f"{where}.worker_id", _IDS),

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from statestore.core.dialect import update_returning
 from statestore.core.validate import integer, text, uuid_value
+from statestore.errors import InvalidInput
 from statestore.farm import tag_units
 from statestore.farm.records import WorkerTag
 from statestore.farm.tables import LENGTHS
@@ -66,7 +67,7 @@ class WorkerTags:
         """Write ``tag``'s name and description; return it as stored
         (NotFound if absent, AlreadyExists if another tag has the name)."""
         if not isinstance(tag, WorkerTag):
-            raise TypeError(f"expected a WorkerTag, got {type(tag).__name__}")
+            raise InvalidInput(f"expected a WorkerTag, got {type(tag).__name__}")
         uuid = uuid_value(tag.uuid, f"worker tag {tag.name!r}.uuid")
         values = tag_values(name=tag.name, description=tag.description)
         return await self._store.write(
