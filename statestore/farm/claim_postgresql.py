@@ -48,7 +48,7 @@ candidate AS (
     -- in claim order and stop at the first row that passes; the worker's
     -- values are InitPlans (computed once), the job a primary-key probe.
     SELECT t.id, t.job_id FROM tasks t
-    WHERE NOT EXISTS (SELECT 1 FROM current_task)
+    WHERE EXISTS (SELECT 1 FROM w) AND NOT EXISTS (SELECT 1 FROM current_task)
       AND t.status IN ('queued', 'soft-failed') AND t.pending_dependencies = 0
       AND t.type = ANY ((SELECT string_to_array(w.supported_task_types, ',') FROM w)::text[])
       AND EXISTS (SELECT 1 FROM jobs j
@@ -80,6 +80,12 @@ FROM claimed c JOIN jobs j ON j.id = c.job_id
 UNION ALL
 SELECT {_TASK_COLUMNS.format(prefix="t")}, j.uuid, j.priority, j.job_type, false
 FROM current_task ct JOIN tasks t ON t.id = ct.id JOIN jobs j ON j.id = t.job_id
+UNION ALL
+-- No task: one row of NULLs if the worker exists, so that telling "no work"
+-- from "no such worker" costs no second round trip.
+SELECT {", ".join(["NULL"] * (len(TASKS.c) + 4))}
+WHERE NOT EXISTS (SELECT 1 FROM claimed) AND NOT EXISTS (SELECT 1 FROM current_task)
+  AND EXISTS (SELECT 1 FROM workers WHERE uuid = :worker_uuid)
 """
 
 _CLAIM = DirectStatement(
@@ -99,18 +105,14 @@ _CLAIM = DirectStatement(
 )
 _COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now", "job_type", "newly_claimed"]
 
-_WORKER_EXISTS = text("SELECT 1 FROM workers WHERE uuid = :worker_uuid").bindparams(
-    bindparam("worker_uuid", type_=Uuid())
-)
-
 
 def claim_postgresql(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
-    """Claim in one statement. Only when it returns nothing does a second,
-    read-only statement tell an unknown worker (NotFound) from no work."""
+    """Claim in one statement: a task, a row of NULLs (no work) or no row
+    (no such worker)."""
     rows = _CLAIM.execute(connection, {"worker_uuid": worker_uuid, "now": now, "activate": activate}).rows
-    if rows:
-        row = dict(zip(_COLUMNS, rows[0], strict=True))
-        return scheduled_from_row(row, worker_uuid, newly_claimed=row["newly_claimed"])
-    if connection.execute(_WORKER_EXISTS, {"worker_uuid": worker_uuid}).first() is None:
+    if not rows:
         raise NotFound(f"worker {worker_uuid} not found")
-    return None
+    row = dict(zip(_COLUMNS, rows[0], strict=True))
+    if row["id"] is None:
+        return None
+    return scheduled_from_row(row, worker_uuid, newly_claimed=row["newly_claimed"])

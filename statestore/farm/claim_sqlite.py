@@ -47,6 +47,7 @@ SELECT w.id,
        (SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
         WHERE t.worker_id = w.id AND t.status = 'active' AND j.status IN ('active', 'queued')
         ORDER BY t.id LIMIT 1) AS current_id,
+       CASE WHEN w.status = 'awake' AND w.status_requested = '' AND w.deleted_at IS NULL THEN
        (SELECT t.id FROM tasks t INDEXED BY ix_tasks_claimable JOIN jobs j ON j.id = t.job_id
         WHERE {CLAIMABLE.replace("status", "t.status").replace("pending_dependencies", "t.pending_dependencies")}
           AND j.status IN ('active', 'queued')
@@ -56,7 +57,8 @@ SELECT w.id,
           AND NOT EXISTS (SELECT 1 FROM task_failures f WHERE f.task_id = t.id AND f.worker_id = w.id)
           AND NOT EXISTS (SELECT 1 FROM job_blocks b
                           WHERE b.job_id = t.job_id AND b.worker_id = w.id AND b.task_type = t.type)
-        ORDER BY t.job_priority DESC, t.priority DESC, t.id LIMIT 1) AS candidate_id
+        ORDER BY t.job_priority DESC, t.priority DESC, t.id LIMIT 1)
+       END AS candidate_id  -- only searched for a worker that may get work
 FROM workers w WHERE w.uuid = :worker_uuid
 """
     )
