@@ -42,7 +42,8 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from statestore.errors import NotFound
-from statestore.farm.records import Command, Task
+from statestore.farm.job_codec import task_from_row
+from statestore.farm.records import Task
 from statestore.farm.statuses import (
     SCHEDULABLE_JOB_STATUSES,
     SCHEDULABLE_TASK_STATUSES,
@@ -51,13 +52,13 @@ from statestore.farm.statuses import (
     WorkerStatus,
 )
 from statestore.farm.tables import BLOCKS, FAILURES, JOBS, MEMBERSHIP, TASKS, WORKERS
+from statestore.farm.worker_codec import split_task_types
 
 __all__ = [
     "CLAIMED_TASK",
     "ScheduledTask",
     "claim_portable",
     "scheduled_from_row",
-    "task_types_of",
     "worker_is_eligible",
 ]
 
@@ -74,11 +75,6 @@ class ScheduledTask:
     job_type: str
     newly_claimed: bool
     """False when the worker already had this task active (rule 2)."""
-
-
-def task_types_of(stored: str) -> list[str]:
-    """``supported_task_types`` as stored (comma-separated) → a list."""
-    return [name for name in stored.split(",") if name]
 
 
 _WORKER = select(
@@ -176,29 +172,7 @@ def worker_is_eligible(row: RowMapping) -> bool:
 
 def scheduled_from_row(row: Mapping[Any, Any], worker_uuid: UUID, *, newly_claimed: bool) -> ScheduledTask:
     """A claim's result from a row of task columns plus job uuid, priority and type."""
-    task = Task(
-        id=row["id"],
-        uuid=row["uuid"],
-        job_id=row["job_id"],
-        job_uuid=row["job_uuid"],
-        index_in_job=row["index_in_job"],
-        name=row["name"],
-        type=row["type"],
-        priority=row["priority"],
-        status=TaskStatus(row["status"]),
-        worker_id=row["worker_id"],
-        worker_uuid=worker_uuid,
-        last_touched_at=row["last_touched_at"],
-        commands=tuple(
-            Command(command["name"], command.get("parameters") or {}, command.get("total_step_count", 0))
-            for command in row["commands"]
-        ),
-        activity=row["activity"],
-        steps_completed=row["steps_completed"],
-        steps_total=row["steps_total"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    task = task_from_row({**row, "worker_uuid": worker_uuid})
     return ScheduledTask(task, row["job_priority_now"], row["job_type"], newly_claimed)
 
 
@@ -235,7 +209,7 @@ def claim_portable(connection: Connection, worker_uuid: UUID, activate: bool, no
     current = connection.execute(_CURRENT, {"worker_id": worker_id}).mappings().one_or_none()
     if current is not None:
         return scheduled_from_row(current, worker_uuid, newly_claimed=False)
-    task_types = task_types_of(worker["supported_task_types"])
+    task_types = list(split_task_types(worker["supported_task_types"]))
     if not task_types:
         return None
     has_tags = connection.execute(_HAS_TAGS, {"worker_id": worker_id}).first() is not None

@@ -25,6 +25,7 @@ __all__ = [
     "optional_datetime",
     "schedule_from_row",
     "schedule_values",
+    "split_task_types",
     "tag_from_row",
     "tag_values",
     "task_type",
@@ -59,6 +60,11 @@ def task_type(value: object, where: str) -> str:
     if "," in value:
         raise InvalidInput(f"{where}: {value!r} contains a comma, which separates stored task types")
     return value
+
+
+def split_task_types(stored: str) -> tuple[str, ...]:
+    """``supported_task_types`` as stored (comma-separated) → the types."""
+    return tuple(stored.split(",")) if stored else ()
 
 
 def task_types(value: object, where: str) -> str:
@@ -125,7 +131,7 @@ def worker_from_row(row: Mapping[Any, Any]) -> Worker:
         last_seen_at=row["last_seen_at"],
         status_requested=WorkerStatus(row["status_requested"]) if row["status_requested"] else None,
         lazy_status_request=bool(row["lazy_status_request"]),
-        supported_task_types=tuple(row["supported_task_types"].split(",")) if row["supported_task_types"] else (),
+        supported_task_types=split_task_types(row["supported_task_types"]),
         deleted_at=row["deleted_at"],
         can_restart=bool(row["can_restart"]),
         created_at=row["created_at"],
