@@ -79,7 +79,7 @@ async def test_save_job_priority_is_copied_to_the_tasks(store: Store) -> None:
     await store_job(store, other)
     saved = await store.jobs.save_priority(job.uuid, 47)
     assert saved.priority == 47
-    assert saved.updated_at >= job.updated_at
+    assert saved.updated_at > job.updated_at
     assert (await store.jobs.fetch(job.uuid)).priority == 47
     assert [await job_priority_column(store, task.uuid) for task in authored.tasks] == [47, 47, 47]
     assert [await job_priority_column(store, task.uuid) for task in other.tasks] == [50, 50, 50]

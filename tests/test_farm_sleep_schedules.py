@@ -64,7 +64,7 @@ async def test_set_worker_sleep_schedule(store: Store) -> None:
     assert (overwritten.id, overwritten.uuid, overwritten.created_at) == (created.id, created.uuid, created.created_at)
     assert (overwritten.is_active, overwritten.days_of_week) == (False, "sa su")
     assert (overwritten.start_time, overwritten.end_time, overwritten.next_check) == ("01:00", "23:59", next_check)
-    assert overwritten.updated_at >= created.updated_at
+    assert overwritten.updated_at > created.updated_at
     assert await store.sleep_schedules.fetch(worker.uuid) == overwritten
     assert await _rows(store) == 1
     empty = await store.sleep_schedules.set(worker.uuid, is_active=False, days_of_week="", start_time="", end_time="")

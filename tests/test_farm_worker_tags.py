@@ -126,7 +126,7 @@ async def test_save_worker_tag(store: Store) -> None:
     tag = await store.worker_tags.create("arbejdsklynge", "")
     saved = await store.worker_tags.save(replace(tag, name="übertag", description="über cool tag"))
     assert (saved.name, saved.description) == ("übertag", "über cool tag")
-    assert saved.updated_at >= tag.updated_at
+    assert saved.updated_at > tag.updated_at
     assert saved.created_at == tag.created_at
     assert await store.worker_tags.fetch(tag.uuid) == saved
     assert await store.worker_tags.fetch_by_name("übertag") == saved

@@ -89,7 +89,7 @@ async def test_save_status_writes_only_the_status_fields_then_save_writes_everyt
     assert replace(stored, status=worker.status, status_requested=None, lazy_status_request=False) == replace(
         worker, updated_at=stored.updated_at
     )
-    assert stored.updated_at >= worker.updated_at
+    assert stored.updated_at > worker.updated_at
 
     seen_at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     changed = replace(
@@ -108,7 +108,7 @@ async def test_save_status_writes_only_the_status_fields_then_save_writes_everyt
     saved = await store.workers.save(changed)
     assert saved == await store.workers.fetch(worker.uuid)
     assert saved == replace(changed, updated_at=saved.updated_at)
-    assert saved.updated_at >= stored.updated_at
+    assert saved.updated_at > stored.updated_at
     assert saved.created_at == worker.created_at
 
 
