@@ -16,7 +16,10 @@ two interleaved so the machine's noise hits both; absolute figures on a shared
    what the raw loop skips: validating every task (texts, ranges, commands as
    JSON), checking the dependency graph for duplicates and cycles, counting
    each task's pending dependencies and copying the job's priority — and
-   encoding uuids, datetimes and JSON through the column types.
+   encoding uuids, datetimes and JSON through the column types. Both sides
+   run ``gc.collect()`` after building their input, so neither pays for the
+   collector's debt of building it (the store pauses the collector during a
+   large submission itself, see ``statestore/farm/gc_pause.py``).
 2. Heartbeats per second, one caller: ``store.workers.seen(uuid)`` and
    ``store.tasks.touched_by_worker(uuid)`` against the same single UPDATE on
    the raw driver — sqlite3 (WAL, synchronous=NORMAL, ``BEGIN IMMEDIATE`` …
@@ -24,8 +27,9 @@ two interleaved so the machine's noise hits both; absolute figures on a shared
 3. 50 workers heart-beating at once (50 coroutines, each calling ``seen``
    for its own worker in a loop), against the raw single-caller rate of 2.
    SQLite's group commit shares one commit among them; on PostgreSQL the
-   store's heartbeat coalescer sends the calls of one event-loop turn as one
-   ``UPDATE … WHERE uuid = ANY(…)``. No goal: shown as a ratio.
+   store's heartbeat coalescer (``statestore/core/coalesce.py``) sends the
+   calls that arrive while a statement is in flight as one ``UPDATE … WHERE
+   uuid = ANY(…)``. No goal: shown as a ratio (below 1 = faster than raw).
 
 Usage: python bench/farm.py [--postgres URL] [--rounds N] [--beats N]
 """
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import json
 import os
 import sqlite3
@@ -119,12 +124,16 @@ def authored_job(tasks: int = TASKS) -> AuthoredJob:
     """``tasks`` render tasks in a chain, the last also depending on the
     first: ``tasks`` dependency edges."""
     authored = [AuthoredTask(f"render-{frame}", "blender", commands=_commands(frame)) for frame in range(tasks)]
-    for previous, task in zip(authored, authored[1:], strict=False):
+    for previous, task in itertools.pairwise(authored):
         task.dependencies = [previous.uuid]
     if tasks > 1:
         authored[-1].dependencies.append(authored[0].uuid)
     return AuthoredJob(
-        "bench", "simple-blender-render", settings={"frames": f"1-{tasks}"}, metadata={"project": "bench"}, tasks=authored
+        "bench",
+        "simple-blender-render",
+        settings={"frames": f"1-{tasks}"},
+        metadata={"project": "bench"},
+        tasks=authored,
     )
 
 
@@ -140,7 +149,9 @@ class RawJob:
     priority: int
 
 
-def raw_job(job: AuthoredJob, encode_time: Callable[[datetime], Any], encode_uuid: Callable[[uuid.UUID], Any]) -> RawJob:
+def raw_job(
+    job: AuthoredJob, encode_time: Callable[[datetime], Any], encode_uuid: Callable[[uuid.UUID], Any]
+) -> RawJob:
     now = datetime.now(UTC)
     stamp = encode_time(now)
     position = {task.uuid: index for index, task in enumerate(job.tasks)}
@@ -149,7 +160,10 @@ def raw_job(job: AuthoredJob, encode_time: Callable[[datetime], Any], encode_uui
     steps_total = 0
     for index, task in enumerate(job.tasks):
         commands = json.dumps(
-            [{"name": c.name, "parameters": c.parameters, "total_step_count": c.total_step_count} for c in task.commands]
+            [
+                {"name": c.name, "parameters": c.parameters, "total_step_count": c.total_step_count}
+                for c in task.commands
+            ]
         )
         steps = sum(max(1, c.total_step_count) for c in task.commands)
         steps_total += steps
@@ -226,7 +240,9 @@ async def _workers(store: Store, count: int) -> list[uuid.UUID]:
     return [worker.uuid for worker in workers]
 
 
-def _store_beats(beat: Callable[[uuid.UUID], Awaitable[None]], target: uuid.UUID, beats: int) -> Callable[[], Awaitable[float]]:
+def _store_beats(
+    beat: Callable[[uuid.UUID], Awaitable[None]], target: uuid.UUID, beats: int
+) -> Callable[[], Awaitable[float]]:
     async def store_rate() -> float:
         async def step(_: int) -> None:
             await beat(target)
@@ -269,7 +285,9 @@ async def _heartbeat_figures(
     figures.append(Figure(f"{label}: tasks.touched_by_worker, 1 caller", ours, baseline, "beats/s", goal))
     ours, baseline = await interleaved(raw_seen, _concurrent_beats(store, workers, beats), rounds)
     figures.append(
-        Figure(f"{label}: workers.seen, {len(workers)} callers vs raw 1 caller", ours, baseline, "beats/s", float("inf"))
+        Figure(
+            f"{label}: workers.seen, {len(workers)} callers vs raw 1 caller", ours, baseline, "beats/s", float("inf")
+        )
     )
     return figures
 
@@ -299,7 +317,9 @@ async def bench_sqlite(rounds: int, beats: int) -> list[Figure]:
             raw.execute("BEGIN IMMEDIATE")
             job_id = raw.execute(insert_job, job.job).lastrowid
             raw.executemany(insert_tasks, _with_job_id(job.tasks, job_id))
-            ids = [row[0] for row in raw.execute("SELECT id FROM tasks WHERE job_id = ? ORDER BY index_in_job", (job_id,))]
+            ids = [
+                row[0] for row in raw.execute("SELECT id FROM tasks WHERE job_id = ? ORDER BY index_in_job", (job_id,))
+            ]
             raw.executemany(
                 "INSERT INTO task_dependencies (task_id, dependency_id) VALUES (?, ?)",
                 [(ids[task], ids[dep]) for task, dep in job.edges],
@@ -369,7 +389,8 @@ async def bench_postgres(admin_url: str, rounds: int, beats: int) -> list[Figure
                 job_id = await raw.fetchval(insert_job, *job.job)
                 await raw.copy_records_to_table("tasks", records=_with_job_id(job.tasks, job_id), columns=TASK_COLUMNS)
                 ids = [
-                    row[0] for row in await raw.fetch("SELECT id FROM tasks WHERE job_id = $1 ORDER BY index_in_job", job_id)
+                    row[0]
+                    for row in await raw.fetch("SELECT id FROM tasks WHERE job_id = $1 ORDER BY index_in_job", job_id)
                 ]
                 await raw.copy_records_to_table(
                     "task_dependencies",

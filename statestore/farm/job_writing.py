@@ -1,10 +1,11 @@
 """Write units of jobs: submission, saves, deletion, bulk task updates.
 
 Values arrive validated by :mod:`statestore.farm.job_codec`. Submission is
-the bulk path: the job is one INSERT, its tasks one executemany on the
-DB-API cursor (:mod:`statestore.farm.bulk_insert`), their ids
-one SELECT, their dependencies one executemany — a fixed number of
-statements however many tasks the job has.
+the bulk path: the job is one INSERT, its tasks and then their dependencies
+one bulk insert each on the DB-API cursor (:mod:`statestore.farm.bulk_insert`:
+an executemany, on PostgreSQL pipelined chunks of ``unnest`` arrays), and
+the new tasks' ids one SELECT in numbering order, matched to the tasks by
+position — never a statement per task.
 
 ``updated_at`` has an ``onupdate`` default; statements that must not count as
 a change of the row (derived counters, Flamenco's storage info) set it to
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +24,7 @@ from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from statestore.core.dialect import update_returning
+from statestore.core.direct import DirectStatement
 from statestore.core.types import utcnow
 from statestore.errors import InvalidReference, NotFound
 from statestore.farm import readiness
@@ -50,6 +53,7 @@ _CHUNK = 500
 
 _INSERT_JOB = insert(JOBS)
 _AUTHORED_COLUMNS = ("uuid", "name", "type", "priority", "commands", "steps_total")
+_AUTHORED_VALUES = itemgetter(*_AUTHORED_COLUMNS)
 _INSERT_TASKS = BulkInsert(
     TASKS,
     (
@@ -69,8 +73,12 @@ _INSERT_TASKS = BulkInsert(
 )
 _INSERT_DEPENDENCIES = BulkInsert(DEPENDENCIES, ("task_id", "dependency_id"))
 _TAG_ID = select(TAGS.c.id).where(TAGS.c.uuid == bindparam("uuid"))
-_NEW_TASK_IDS = select(TASKS.c.uuid, TASKS.c.id).where(
-    TASKS.c.job_id == bindparam("job_id"), TASKS.c.index_in_job >= bindparam("first_index")
+# Ids only, in numbering order (the unique index on job_id, index_in_job):
+# matched to the tasks by position, no uuid is read back and converted.
+_NEW_TASK_IDS = DirectStatement(
+    select(TASKS.c.id)
+    .where(TASKS.c.job_id == bindparam("job_id"), TASKS.c.index_in_job >= bindparam("first_index"))
+    .order_by(TASKS.c.index_in_job)
 )
 _JOB_LOCKED = select(JOBS.c.id, JOBS.c.priority).where(JOBS.c.uuid == bindparam("uuid")).with_for_update()
 _LAST_INDEX = select(func.coalesce(func.max(TASKS.c.index_in_job), 0)).where(TASKS.c.job_id == bindparam("job_id"))
@@ -143,12 +151,14 @@ def _tag_id(connection: Connection, tag: UUID | None, where: str) -> int | None:
     return int(tag_id)
 
 
-def _new_task_ids(connection: Connection, job_id: int, first_index: int) -> dict[UUID, int]:
-    """Ids of the job's tasks numbered from ``first_index`` on, by uuid (one query)."""
-    return {
-        uuid: task_id
-        for uuid, task_id in connection.execute(_NEW_TASK_IDS, {"job_id": job_id, "first_index": first_index})
-    }
+def _new_task_ids(connection: Connection, job_id: int, first_index: int, count: int) -> list[int]:
+    """Ids of the ``count`` tasks just stored as the job's tasks numbered
+    from ``first_index`` on, in that order (one query)."""
+    found = [
+        task_id for (task_id,) in _NEW_TASK_IDS.execute(connection, {"job_id": job_id, "first_index": first_index}).rows
+    ]
+    assert len(found) == count, "the job's new tasks are numbered one after the other"
+    return found
 
 
 def _insert_tasks(
@@ -185,20 +195,23 @@ def _insert_tasks(
     rows = tasks.rows
     if not rows:
         return shared, pending, None
-    columns: dict[str, Sequence[Any]] = {name: [row[name] for row in rows] for name in _AUTHORED_COLUMNS}
+    # Column-wise in one pass over the rows (10,000 dicts for a render job).
+    columns: dict[str, Sequence[Any]] = dict(
+        zip(_AUTHORED_COLUMNS, zip(*map(_AUTHORED_VALUES, rows), strict=True), strict=True)
+    )
     columns["index_in_job"] = range(first_index, first_index + len(rows))
     columns["pending_dependencies"] = pending
     _INSERT_TASKS.execute(connection, columns, shared)
     if not any(tasks.dependencies) and not stored:
         return shared, pending, None
-    ids = _new_task_ids(connection, job_id, first_index)
+    new_ids = _new_task_ids(connection, job_id, first_index, len(rows))
+    ids = dict(zip(columns["uuid"], new_ids, strict=True))
     for uuid, (task_id, _) in stored.items():
         ids[uuid] = task_id
     dependents: list[int] = []
     dependencies: list[int] = []
-    for row, deps in zip(rows, tasks.dependencies, strict=True):
+    for task_id, deps in zip(new_ids, tasks.dependencies, strict=True):
         if deps:
-            task_id = ids[row["uuid"]]
             dependents.extend([task_id] * len(deps))
             dependencies.extend([ids[dep] for dep in deps])
     _INSERT_DEPENDENCIES.execute(connection, {"task_id": dependents, "dependency_id": dependencies}, {})
@@ -244,7 +257,8 @@ def add_tasks(connection: Connection, job_uuid: UUID, tasks: EncodedTasks) -> li
     if not tasks.rows:
         return []
     if ids is None:
-        ids = _new_task_ids(connection, job_id, first_index)
+        uuids = [row["uuid"] for row in tasks.rows]
+        ids = dict(zip(uuids, _new_task_ids(connection, job_id, first_index, len(uuids)), strict=True))
     resum_steps(connection, job_id)
     known = {**shared, "job_uuid": job_uuid, "worker_uuid": None}
     return [

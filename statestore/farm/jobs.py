@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from statestore.core.types import utcnow
 from statestore.core.validate import SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
 from statestore.errors import InvalidInput
 from statestore.farm import job_loading, job_writing
+from statestore.farm.gc_pause import collection_paused, without_collection
 from statestore.farm.job_codec import activity_value, encode_authored_job, encode_authored_tasks
 from statestore.farm.job_tables import JOBS
 from statestore.farm.records import AuthoredJob, AuthoredTask, Job, Task, TaskSummary
@@ -66,10 +68,15 @@ class Jobs:
         values JSON cannot store. An unknown worker tag is InvalidReference, a
         stored job uuid AlreadyExists; nothing is written then either.
         """
-        encoded = encode_authored_job(job)
-        return await self._store.write(
-            partial(job_writing.store_authored, job=encoded), offload=len(encoded.tasks.rows) > OFFLOAD_TASKS
-        )
+        large = isinstance(job, AuthoredJob) and isinstance(job.tasks, (list, tuple)) and len(job.tasks) > OFFLOAD_TASKS
+        # A large job runs off the event loop's thread, and without the cyclic
+        # collector sweeping the heap over its many short-lived rows
+        # (gc_pause) — while it is encoded and while its unit runs, but not
+        # while it waits for its turn: the pause is process-wide.
+        with collection_paused() if large else nullcontext():
+            encoded = encode_authored_job(job)
+        unit = partial(job_writing.store_authored, job=encoded)
+        return await self._store.write(without_collection(unit) if large else unit, offload=large)
 
     async def add_tasks(self, job_uuid: UUID, tasks: Sequence[AuthoredTask]) -> builtins.list[Task]:
         """Append tasks to a stored job (Flamenco's StoreAuthoredJobTask);

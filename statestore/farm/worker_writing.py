@@ -4,7 +4,9 @@ Values arrive validated by :mod:`statestore.farm.worker_codec`; secrets arrive
 already hashed. Every update matches live (not soft-deleted) workers only and
 is one statement where the dialect has ``UPDATE … RETURNING`` (MariaDB adds a
 SELECT in the same transaction). The heartbeat, called by every worker every
-few seconds, is one UPDATE run as a precompiled :class:`DirectStatement`.
+few seconds, is one UPDATE run as a precompiled :class:`DirectStatement`;
+:func:`mark_seen_many` is the same UPDATE for the heartbeats of many workers
+at once (see :mod:`statestore.core.coalesce`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Uuid, any_, bindparam, insert, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter
@@ -31,6 +34,7 @@ __all__ = [
     "STATUS_COLUMNS",
     "create_worker",
     "mark_seen",
+    "mark_seen_many",
     "save_status",
     "save_worker",
     "set_secret_hash",
@@ -65,6 +69,13 @@ _SAVE_STATUS = _live_update(STATUS_COLUMNS)
 _SET_SECRET = _live_update(("secret_hash",))
 _SEEN = DirectStatement(_live_update(("last_seen_at",)))
 _SOFT_DELETE = _live_update(("deleted_at",))
+# PostgreSQL: one array parameter, so one prepared statement for any batch size.
+_SEEN_MANY = DirectStatement(
+    update(WORKERS)
+    .where(WORKERS.c.uuid == any_(bindparam("uuids", type_=ARRAY(Uuid()))), LIVE)
+    .values(last_seen_at=bindparam("last_seen_at"), updated_at=bindparam("updated_at"))
+    .returning(WORKERS.c.uuid)
+)
 
 
 def create_worker(connection: Connection, values: dict[str, Any]) -> Worker:
@@ -115,6 +126,14 @@ def mark_seen(connection: Connection, uuid: UUID) -> None:
     now = utcnow()
     if _SEEN.execute(connection, {"last_seen_at": now, "updated_at": now, "b_uuid": uuid}).rowcount == 0:
         raise NotFound(f"worker {uuid} not found")
+
+
+def mark_seen_many(connection: Connection, uuids: list[UUID]) -> set[UUID]:
+    """The heartbeats of many workers in one statement (PostgreSQL); the
+    uuids of the live workers it found."""
+    now = utcnow()
+    found = _SEEN_MANY.execute(connection, {"uuids": uuids, "last_seen_at": now, "updated_at": now}).rows
+    return {uuid for (uuid,) in found}
 
 
 def soft_delete(connection: Connection, uuid: UUID) -> None:

@@ -20,8 +20,11 @@ from functools import partial
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
+from statestore.core.coalesce import Coalescer
 from statestore.core.dialect import update_returning
+from statestore.core.runner import current_transaction
 from statestore.core.validate import aware_datetime, enum_value, integer, uuid_value
+from statestore.errors import NotFound
 from statestore.farm import worker_loading, worker_writing
 from statestore.farm.records import Worker
 from statestore.farm.secrets import MAX_SECRET_LENGTH, check_secret, hash_secret, secret_matches
@@ -36,11 +39,18 @@ __all__ = ["Workers"]
 _ID_RANGE = (1, 2**63 - 1)  # BIGINT primary keys
 
 
+def _missing(uuid: UUID) -> NotFound:
+    return NotFound(f"worker {uuid} not found")
+
+
 class Workers:
     """Workers of the farm model: create, fetch, save, heartbeat, soft delete."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._heartbeats: Coalescer[UUID] | None = None
+        if store.runner.dialect.name == "postgresql":
+            self._heartbeats = Coalescer(self._seen_many, self._seen_alone, _missing)
 
     def _one_statement_update(self) -> bool:
         """An update returning the row is one statement, except on MariaDB."""
@@ -158,9 +168,22 @@ class Workers:
 
     async def seen(self, uuid: UUID) -> None:
         """The heartbeat: ``last_seen_at`` and ``updated_at`` become now, in
-        one statement (NotFound if absent or soft-deleted)."""
+        one statement (NotFound if absent or soft-deleted).
+
+        On PostgreSQL, heartbeats of several workers arriving together
+        (outside an explicit transaction) share one UPDATE and its time.
+        """
         uuid_value(uuid, "worker uuid")
+        if self._heartbeats is None or current_transaction(self._store.runner) is not None:
+            await self._seen_alone(uuid)
+        else:
+            await self._heartbeats.submit(uuid)
+
+    async def _seen_alone(self, uuid: UUID) -> None:
         await self._store.write(partial(worker_writing.mark_seen, uuid=uuid), single_statement=True)
+
+    async def _seen_many(self, uuids: builtins.list[UUID]) -> set[UUID]:
+        return await self._store.write(partial(worker_writing.mark_seen_many, uuids=uuids), single_statement=True)
 
     async def delete(self, uuid: UUID) -> None:
         """Soft-delete worker ``uuid`` (NotFound if absent or already deleted).

@@ -8,6 +8,7 @@ Create Date: 2026-12-01
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,7 +28,7 @@ JOB_STATUSES = (
 TASK_STATUSES = "'active', 'canceled', 'completed', 'failed', 'queued', 'soft-failed', 'paused'"
 WORKER_STATUSES = "'starting', 'awake', 'asleep', 'error', 'testing', 'offline', 'restart'"
 # MySQL/MariaDB: compare text as SQLite and PostgreSQL do (case-sensitively).
-BINARY_TEXT = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+BINARY_TEXT: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 # The scheduler's candidates, as of this revision.
 CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0"
 
