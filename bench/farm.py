@@ -77,6 +77,7 @@ TASK_COLUMNS = (
     "steps_total",
     "job_priority",
     "pending_dependencies",
+    "job_schedulable",
 )
 JOB_COLUMNS = (
     "uuid",
@@ -186,6 +187,7 @@ def raw_job(
                 steps,
                 job.priority,
                 len(task.dependencies),
+                job.status.value in ("active", "queued"),
             )
         )
         edges.extend((index, position[dep]) for dep in task.dependencies)

@@ -251,12 +251,13 @@ def _task_rows(job_id: int, count: int, status: str, first_index: int = 1) -> It
     now = datetime.now(UTC)
     for index in range(first_index, first_index + count):
         # id is left to the database; the tuple follows HISTORY_COLUMNS.
-        yield (uuid.uuid4(), now, now, job_id, index, f"t{index}", "blender", 50, status, "[]", "", 1, 1, 50, 0)
+        live = status == "queued"
+        yield (uuid.uuid4(), now, now, job_id, index, f"t{index}", "blender", 50, status, "[]", "", 1, 1, 50, 0, live)
 
 
 HISTORY_COLUMNS = (
     "uuid, created_at, updated_at, job_id, index_in_job, name, type, priority, status, commands, activity, "
-    "steps_completed, steps_total, job_priority, pending_dependencies"
+    "steps_completed, steps_total, job_priority, pending_dependencies, job_schedulable"
 )
 
 

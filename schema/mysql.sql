@@ -189,6 +189,7 @@ CREATE TABLE tasks (
 	steps_total INTEGER NOT NULL, 
 	job_priority SMALLINT NOT NULL, 
 	pending_dependencies INTEGER NOT NULL, 
+	job_schedulable BOOL NOT NULL, 
 	id BIGINT NOT NULL AUTO_INCREMENT, 
 	uuid CHAR(32) NOT NULL, 
 	created_at DATETIME(6) NOT NULL, 

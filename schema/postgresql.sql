@@ -189,6 +189,7 @@ CREATE TABLE tasks (
 	steps_total INTEGER NOT NULL, 
 	job_priority SMALLINT NOT NULL, 
 	pending_dependencies INTEGER NOT NULL, 
+	job_schedulable BOOLEAN NOT NULL, 
 	id BIGSERIAL NOT NULL, 
 	uuid UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
@@ -202,7 +203,7 @@ CREATE TABLE tasks (
 	CONSTRAINT uq_tasks_uuid UNIQUE (uuid)
 );
 
-CREATE INDEX ix_tasks_claimable ON tasks (job_priority DESC, priority DESC, id) WHERE status IN ('queued', 'soft-failed') AND pending_dependencies = 0;
+CREATE INDEX ix_tasks_claimable ON tasks (job_priority DESC, priority DESC, id) WHERE status IN ('queued', 'soft-failed') AND pending_dependencies = 0 AND job_schedulable;
 
 CREATE INDEX ix_tasks_status_last_touched_at ON tasks (status, last_touched_at);
 

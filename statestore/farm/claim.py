@@ -119,6 +119,7 @@ def _candidate_query(with_tags: bool) -> Any:
         .where(
             TASKS.c.status.in_(_SCHEDULABLE_TASK),
             TASKS.c.pending_dependencies == 0,
+            TASKS.c.job_schedulable.is_(True),
             exists().where(JOBS.c.id == TASKS.c.job_id, JOBS.c.status.in_(_SCHEDULABLE_JOB), tag_rule),
             TASKS.c.type.in_(bindparam("task_types", expanding=True)),
             ~exists().where(FAILURES.c.task_id == TASKS.c.id, FAILURES.c.worker_id == worker_id),

@@ -49,7 +49,7 @@ candidate AS (
     -- values are InitPlans (computed once), the job a primary-key probe.
     SELECT t.id, t.job_id FROM tasks t
     WHERE EXISTS (SELECT 1 FROM w) AND NOT EXISTS (SELECT 1 FROM current_task)
-      AND t.status IN ('queued', 'soft-failed') AND t.pending_dependencies = 0
+      AND t.status IN ('queued', 'soft-failed') AND t.pending_dependencies = 0 AND t.job_schedulable
       AND t.type = ANY ((SELECT string_to_array(w.supported_task_types, ',') FROM w)::text[])
       AND EXISTS (SELECT 1 FROM jobs j
                   WHERE j.id = t.job_id AND j.status IN ('active', 'queued')

@@ -15,9 +15,10 @@ against ~8 µs for sqlite3), so the common path is two
 plus, when activating a task of a queued job, a primary-key UPDATE that makes
 the job active.
 
-The candidate's conditions repeat ``CLAIMABLE`` literally: SQLite uses a
-partial index only when the query's WHERE contains the index's terms, and a
-bound parameter (``status IN (?, ?)``) would not.
+The candidate's conditions repeat ``tables.CLAIMABLE`` literally: SQLite uses
+a partial index only when the query's WHERE contains the index's terms, and a
+bound parameter (``status IN (?, ?)``) would not; ``INDEXED BY`` makes SQLite
+refuse the query if they ever drift apart (a test runs it on every change).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from statestore.core.direct import DirectStatement
 from statestore.errors import NotFound
 from statestore.farm.claim import CLAIMED_TASK, ScheduledTask, scheduled_from_row
 from statestore.farm.statuses import JobStatus, TaskStatus
-from statestore.farm.tables import CLAIMABLE, JOBS, TASKS
+from statestore.farm.tables import JOBS, TASKS
 
 __all__ = ["LOOKUP", "claim_sqlite"]
 
@@ -49,7 +50,7 @@ SELECT w.id,
         ORDER BY t.id LIMIT 1) AS current_id,
        CASE WHEN w.status = 'awake' AND w.status_requested = '' AND w.deleted_at IS NULL THEN
        (SELECT t.id FROM tasks t INDEXED BY ix_tasks_claimable JOIN jobs j ON j.id = t.job_id
-        WHERE {CLAIMABLE.replace("status", "t.status").replace("pending_dependencies", "t.pending_dependencies")}
+        WHERE t.status IN ('queued', 'soft-failed') AND t.pending_dependencies = 0 AND t.job_schedulable
           AND j.status IN ('active', 'queued')
           AND instr(',' || w.supported_task_types || ',', ',' || t.type || ',') > 0
           AND (j.worker_tag_id IS NULL

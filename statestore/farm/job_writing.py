@@ -33,7 +33,7 @@ from statestore.farm.job_codec import EncodedJob, EncodedTasks, job_from_row, ta
 from statestore.farm.job_loading import job_id_of, load_job
 from statestore.farm.job_tables import DEPENDENCIES, JOBS, TAGS, TASKS
 from statestore.farm.records import Job, Task
-from statestore.farm.statuses import TaskStatus
+from statestore.farm.statuses import SCHEDULABLE_JOB_STATUSES, TaskStatus
 
 __all__ = [
     "add_tasks",
@@ -43,7 +43,9 @@ __all__ = [
     "resum_steps",
     "save_job",
     "save_priority",
+    "save_status",
     "save_worker_tag",
+    "schedulable",
     "store_authored",
     "update_task_statuses",
     "update_task_step_counts",
@@ -67,6 +69,7 @@ _INSERT_TASKS = BulkInsert(
         "activity",
         "steps_completed",
         "job_priority",
+        "job_schedulable",
         "created_at",
         "updated_at",
     ),
@@ -80,7 +83,9 @@ _NEW_TASK_IDS = DirectStatement(
     .where(TASKS.c.job_id == bindparam("job_id"), TASKS.c.index_in_job >= bindparam("first_index"))
     .order_by(TASKS.c.index_in_job)
 )
-_JOB_LOCKED = select(JOBS.c.id, JOBS.c.priority).where(JOBS.c.uuid == bindparam("uuid")).with_for_update()
+_JOB_LOCKED = (
+    select(JOBS.c.id, JOBS.c.priority, JOBS.c.status).where(JOBS.c.uuid == bindparam("uuid")).with_for_update()
+)
 _LAST_INDEX = select(func.coalesce(func.max(TASKS.c.index_in_job), 0)).where(TASKS.c.job_id == bindparam("job_id"))
 _STORED_DEPENDENCIES = (
     select(TASKS.c.uuid, TASKS.c.id, TASKS.c.status)
@@ -113,6 +118,12 @@ _COPY_JOB_PRIORITY = (
     .where(TASKS.c.job_id == bindparam("b_job_id"))
     .values(job_priority=bindparam("b_priority"), updated_at=TASKS.c.updated_at)
 )
+_COPY_SCHEDULABLE = (
+    update(TASKS)
+    .where(TASKS.c.job_id == bindparam("b_job_id"), TASKS.c.job_schedulable != bindparam("b_flag"))
+    .values(job_schedulable=bindparam("b_flag"), updated_at=TASKS.c.updated_at)
+)
+_SCHEDULABLE_JOB = frozenset(status.value for status in SCHEDULABLE_JOB_STATUSES)
 _MARK_DELETION = (
     update(JOBS)
     .where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
@@ -165,6 +176,7 @@ def _insert_tasks(
     connection: Connection,
     job_id: int,
     job_priority: int,
+    job_status: str,
     tasks: EncodedTasks,
     first_index: int,
     stored: dict[UUID, tuple[int, str]],
@@ -189,6 +201,7 @@ def _insert_tasks(
         "activity": "",
         "steps_completed": 0,
         "job_priority": job_priority,
+        "job_schedulable": schedulable(job_status),
         "created_at": now,
         "updated_at": now,
     }
@@ -227,7 +240,7 @@ def store_authored(connection: Connection, job: EncodedJob) -> Job:
     inserted = connection.execute(_INSERT_JOB, row).inserted_primary_key
     assert inserted is not None
     job_id = int(inserted[0])
-    _insert_tasks(connection, job_id, values["priority"], job.tasks, 1, {}, now)
+    _insert_tasks(connection, job_id, values["priority"], values["status"], job.tasks, 1, {}, now)
     return job_from_row({**row, "id": job_id})
 
 
@@ -253,7 +266,7 @@ def add_tasks(connection: Connection, job_uuid: UUID, tasks: EncodedTasks) -> li
                 if dep in tasks.outside and dep not in stored:
                     raise InvalidReference(f"task {row['name']!r}: dependency {dep} is not a task of job {job_uuid}")
     first_index = int(connection.execute(_LAST_INDEX, {"job_id": job_id}).scalar_one()) + 1
-    shared, _, ids = _insert_tasks(connection, job_id, job_priority, tasks, first_index, stored, now)
+    shared, _, ids = _insert_tasks(connection, job_id, job_priority, job.status, tasks, first_index, stored, now)
     if not tasks.rows:
         return []
     if ids is None:
@@ -286,6 +299,20 @@ def save_job(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Job:
     if connection.execute(statement, params).rowcount == 0:
         raise NotFound(f"job {uuid} not found")
     return load_job(connection, uuid)
+
+
+def schedulable(job_status: str) -> bool:
+    """Whether tasks of a job in ``job_status`` may be handed out."""
+    return job_status in _SCHEDULABLE_JOB
+
+
+def save_status(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Job:
+    """The job's status (and activity), and whether its tasks may be handed
+    out copied to them (the claim index's predicate): only the tasks whose
+    copy changes are written, none when the job stays active or queued."""
+    job = save_job(connection, uuid, values)
+    connection.execute(_COPY_SCHEDULABLE, {"b_job_id": job.id, "b_flag": schedulable(job.status.value)})
+    return job
 
 
 def save_priority(connection: Connection, uuid: UUID, priority: int) -> Job:

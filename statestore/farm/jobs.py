@@ -118,12 +118,14 @@ class Jobs:
     # -- saving ------------------------------------------------------------------
 
     async def save_status(self, uuid: UUID, status: JobStatus, activity: str) -> Job:
-        """Write the job's status and activity (and updated_at)."""
+        """Write the job's status and activity (and updated_at); its tasks
+        learn whether they may be handed out."""
         values = {
             "status": enum_value(JobStatus, status, "job status").value,
             "activity": activity_value(activity, "job"),
+            "updated_at": utcnow(),
         }
-        return await self._save(uuid, {**values, "updated_at": utcnow()})
+        return await self._store.write(partial(job_writing.save_status, uuid=_uuid(uuid), values=values))
 
     async def save_priority(self, uuid: UUID, priority: int) -> Job:
         """Write the job's priority (and updated_at), copied to its tasks for

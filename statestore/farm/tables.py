@@ -8,7 +8,10 @@ scheduler reads only candidates however much history the database holds:
 * ``tasks.pending_dependencies`` — how many of the task's dependencies are not
   completed; kept right by every write that changes a task's status;
 * ``tasks.job_priority`` — a copy of the job's priority, so one index yields
-  claimable tasks already in the scheduler's order.
+  claimable tasks already in the scheduler's order;
+* ``tasks.job_schedulable`` — whether the job's status is active or queued,
+  rewritten with the job's status, so that index leaves out the tasks of
+  jobs that may not run (under construction, paused, …).
 
 Flamenco lost several indexes in its table rebuilds and never had others; the
 ones here are named after the queries they serve.
@@ -85,9 +88,10 @@ names "GPU" and "gpu" would collide and a worker's "Blender" would match
 tasks of type "blender". Binary collation compares as SQLite and PostgreSQL
 do."""
 
-CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0"
-"""The scheduler's candidate rows: schedulable status, every dependency done.
-The partial index below holds only these, so a claim never reads history."""
+CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0 AND job_schedulable"
+"""The scheduler's candidate rows: schedulable status, every dependency done,
+job active or queued. The partial index below holds only these, so a claim
+reads neither history nor the tasks of jobs under construction or paused."""
 
 
 class WorkerTagRow(EntityColumns, Base):
@@ -195,6 +199,7 @@ class TaskRow(EntityColumns, Base):
     steps_total: Mapped[int] = mapped_column(Integer, default=0)
     job_priority: Mapped[int] = mapped_column(SmallInteger)
     pending_dependencies: Mapped[int] = mapped_column(Integer, default=0)
+    job_schedulable: Mapped[bool] = mapped_column(Boolean)
 
 
 # Claimable tasks in the scheduler's order; only candidates are in it.

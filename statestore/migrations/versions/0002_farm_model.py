@@ -30,7 +30,7 @@ WORKER_STATUSES = "'starting', 'awake', 'asleep', 'error', 'testing', 'offline',
 # MySQL/MariaDB: compare text as SQLite and PostgreSQL do (case-sensitively).
 BINARY_TEXT: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 # The scheduler's candidates, as of this revision.
-CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0"
+CLAIMABLE = "status IN ('queued', 'soft-failed') AND pending_dependencies = 0 AND job_schedulable"
 
 
 def upgrade() -> None:
@@ -191,6 +191,7 @@ def upgrade() -> None:
         sa.Column("steps_total", sa.Integer(), nullable=False),
         sa.Column("job_priority", sa.SmallInteger(), nullable=False),
         sa.Column("pending_dependencies", sa.Integer(), nullable=False),
+        sa.Column("job_schedulable", sa.Boolean(), nullable=False),
         sa.Column("id", IdType, autoincrement=True, nullable=False),
         sa.Column("uuid", sa.Uuid(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
