@@ -20,13 +20,12 @@ from sqlalchemy.engine import Connection
 
 from statestore import Store, open_store
 from statestore.farm import TaskStatus, WorkerStatus
-from statestore.farm.tables import TASKS, TaskDependencyRow
+from statestore.farm.tables import DEPENDENCIES, TASKS
 
-DEPENDENCIES = TaskDependencyRow.__table__
 _DEPENDENCY_STATUSES = (
     select(TASKS.c.status)
-    .join(DEPENDENCIES, DEPENDENCIES.c.dependency_id == TASKS.c.id)  # type: ignore[attr-defined]
-    .where(DEPENDENCIES.c.task_id == bindparam("task_id"))  # type: ignore[attr-defined]
+    .join(DEPENDENCIES, DEPENDENCIES.c.dependency_id == TASKS.c.id)
+    .where(DEPENDENCIES.c.task_id == bindparam("task_id"))
 )
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import Table, func, select, update
 
 from statestore import Store
-from statestore.farm.job_tables import DEPENDENCIES, FAILURES, JOBS, TASKS
+from statestore.farm.tables import DEPENDENCIES, FAILURES, JOBS, TASKS
 
 
 async def count_rows(store: Store, table: Table) -> int:

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import cast
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from statestore import InvalidReference, NotFound, Store
 from statestore.core.types import utcnow
 from statestore.farm import JobStatus, TaskStatus
-from statestore.farm.job_tables import JOBS, TASKS
-from statestore.farm.tables import JobBlockRow
+from statestore.farm.tables import BLOCKS, JOBS, TASKS
 from tests.farm_fixtures import authored_job, create_worker, store_job
 from tests.farm_job_fixtures import FAILURES, count_rows, counts, job_priority_column, set_job_updated_at
 
@@ -106,7 +104,7 @@ async def test_delete_job_cascades(store: Store) -> None:
     worker = await create_worker(store)
     task_id = (await store.tasks.fetch(authored.tasks[0].uuid)).id
     kept_task_id = (await store.tasks.fetch(other.tasks[0].uuid)).id
-    blocks = cast(Table, JobBlockRow.__table__)
+    blocks = BLOCKS
 
     def failures_and_blocks(connection: Connection) -> None:
         connection.execute(insert(FAILURES), [{"task_id": task_id, "worker_id": worker.id, "created_at": utcnow()}])

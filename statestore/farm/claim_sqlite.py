@@ -42,7 +42,7 @@ __all__ = ["LOOKUP", "claim_sqlite"]
 
 LOOKUP = DirectStatement(
     text(
-        f"""
+        """
 SELECT w.id,
        w.status = 'awake' AND w.status_requested = '' AND w.deleted_at IS NULL AS eligible,
        (SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id

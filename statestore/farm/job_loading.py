@@ -15,9 +15,9 @@ from sqlalchemy.engine import Connection
 
 from statestore.errors import NotFound
 from statestore.farm.job_codec import job_from_row, summary_from_row
-from statestore.farm.job_tables import JOBS, TASKS, WORKERS
 from statestore.farm.records import Job, TaskSummary
 from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.tables import JOBS, TASKS, WORKERS
 
 __all__ = [
     "count_tasks_in_status",

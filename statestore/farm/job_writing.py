@@ -31,9 +31,9 @@ from statestore.farm import readiness
 from statestore.farm.bulk_insert import BulkInsert
 from statestore.farm.job_codec import EncodedJob, EncodedTasks, job_from_row, task_from_row
 from statestore.farm.job_loading import job_id_of, load_job
-from statestore.farm.job_tables import DEPENDENCIES, JOBS, TAGS, TASKS
 from statestore.farm.records import Job, Task
 from statestore.farm.statuses import SCHEDULABLE_JOB_STATUSES, TaskStatus
+from statestore.farm.tables import DEPENDENCIES, JOBS, TASKS, WORKER_TAGS
 
 __all__ = [
     "add_tasks",
@@ -75,7 +75,7 @@ _INSERT_TASKS = BulkInsert(
     ),
 )
 _INSERT_DEPENDENCIES = BulkInsert(DEPENDENCIES, ("task_id", "dependency_id"))
-_TAG_ID = select(TAGS.c.id).where(TAGS.c.uuid == bindparam("uuid"))
+_TAG_ID = select(WORKER_TAGS.c.id).where(WORKER_TAGS.c.uuid == bindparam("uuid"))
 # Ids only, in numbering order (the unique index on job_id, index_in_job):
 # matched to the tasks by position, no uuid is read back and converted.
 _NEW_TASK_IDS = DirectStatement(

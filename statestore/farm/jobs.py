@@ -22,10 +22,9 @@ from statestore.errors import InvalidInput
 from statestore.farm import job_loading, job_writing
 from statestore.farm.gc_pause import collection_paused, without_collection
 from statestore.farm.job_codec import activity_value, encode_authored_job, encode_authored_tasks
-from statestore.farm.job_tables import JOBS
 from statestore.farm.records import AuthoredJob, AuthoredTask, Job, Task, TaskSummary
 from statestore.farm.statuses import JobStatus, TaskStatus
-from statestore.farm.tables import LENGTHS
+from statestore.farm.tables import JOBS, LENGTHS
 
 if TYPE_CHECKING:
     from statestore.store import Store

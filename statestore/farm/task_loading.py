@@ -20,9 +20,9 @@ from sqlalchemy.sql import Select
 
 from statestore.errors import NotFound
 from statestore.farm.job_codec import task_from_row
-from statestore.farm.job_tables import DEPENDENCIES, JOBS, TASKS, WORKERS
 from statestore.farm.records import Task, TimedOutTask
 from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.tables import DEPENDENCIES, JOBS, TASKS, WORKERS
 
 __all__ = [
     "TIMED_OUT",

@@ -18,9 +18,9 @@ from statestore.core.direct import DirectStatement
 from statestore.core.types import utcnow
 from statestore.errors import InvalidReference, NotFound
 from statestore.farm import readiness
-from statestore.farm.job_tables import TASKS, WORKERS
 from statestore.farm.job_writing import resum_steps
 from statestore.farm.records import Task
+from statestore.farm.tables import TASKS, WORKERS
 from statestore.farm.task_loading import load_task
 
 __all__ = ["assign_to_worker", "save_task", "touched_by_worker"]
