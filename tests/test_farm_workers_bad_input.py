@@ -126,3 +126,10 @@ async def test_a_naive_timeout_cut_off_is_refused(store: Store) -> None:
         await store.workers.timed_out(NAIVE)
     with pytest.raises(InvalidInput, match="last_seen_before"):
         await store.workers.timed_out("yesterday")  # type: ignore[arg-type]
+
+
+async def test_saving_something_that_is_not_a_record_is_invalid_input(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="expected a Worker"):
+        await store.workers.save("not a worker")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="expected a WorkerTag"):
+        await store.worker_tags.save("not a tag")  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from statestore.core.coalesce import Coalescer
 from statestore.core.dialect import update_returning
 from statestore.core.runner import current_transaction
 from statestore.core.validate import aware_datetime, enum_value, integer, uuid_value
-from statestore.errors import NotFound
+from statestore.errors import InvalidInput, NotFound
 from statestore.farm import worker_loading, worker_writing
 from statestore.farm.records import Worker
 from statestore.farm.secrets import MAX_SECRET_LENGTH, check_secret, hash_secret, secret_matches
@@ -131,7 +131,7 @@ class Workers:
         supported_task_types, can_restart) and return it as stored, with
         ``updated_at`` bumped. NotFound if absent or soft-deleted."""
         if not isinstance(worker, Worker):
-            raise TypeError(f"expected a Worker, got {type(worker).__name__}")
+            raise InvalidInput(f"expected a Worker, got {type(worker).__name__}")
         uuid = uuid_value(worker.uuid, f"worker {worker.name!r}.uuid")
         values = worker_values(
             name=worker.name,
