@@ -42,7 +42,6 @@ import gc
 import itertools
 import json
 import os
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -51,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from harness import Figure, asyncpg_dsn, interleaved, rate, report, sqlite_time, throwaway_postgres
+from harness import Figure, asyncpg_dsn, interleaved, rate, raw_sqlite, report, sqlite_time, throwaway_postgres
 
 from statestore import Store, open_store
 from statestore.farm import AuthoredJob, AuthoredTask, Command, WorkerStatus
@@ -302,10 +301,7 @@ async def bench_sqlite(rounds: int, beats: int) -> list[Figure]:
     path = os.path.join(directory, "farm.db")
     figures = []
     async with open_store(f"sqlite:///{path}", create=True) as store:
-        raw = sqlite3.connect(path, isolation_level=None)
-        raw.execute("PRAGMA journal_mode = WAL")
-        raw.execute("PRAGMA synchronous = NORMAL")
-        raw.execute("PRAGMA busy_timeout = 30000")
+        raw = raw_sqlite(path)
         raw.execute("PRAGMA foreign_keys = ON")
         insert_job = f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({_placeholders(JOB_COLUMNS, lambda _: '?')})"
         insert_tasks = (

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,7 +31,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from harness import Figure, asyncpg_dsn, interleaved, rate, report, sqlite_time, throwaway_postgres
+from harness import Figure, asyncpg_dsn, interleaved, rate, raw_sqlite, report, sqlite_time, throwaway_postgres
 from sqlalchemy import event
 
 from statestore import Store, open_store
@@ -98,10 +97,7 @@ async def bench_sqlite(rounds: int, updates: int) -> list[Figure]:
         book = _book(10, 100)
         await store.logbooks.save(book)
         mine, theirs = book.flows[0].atoms[0], book.flows[0].atoms[1]
-        raw = sqlite3.connect(path, isolation_level=None)
-        raw.execute("PRAGMA journal_mode = WAL")
-        raw.execute("PRAGMA synchronous = NORMAL")
-        raw.execute("PRAGMA busy_timeout = 30000")
+        raw = raw_sqlite(path)
 
         async def raw_rate() -> float:
             def one(index: int) -> None:

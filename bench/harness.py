@@ -7,6 +7,7 @@ imported by its bare name from the scripts' own directory.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import time
 import uuid
@@ -18,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-__all__ = ["Figure", "asyncpg_dsn", "interleaved", "rate", "report", "sqlite_time", "throwaway_postgres"]
+__all__ = ["Figure", "asyncpg_dsn", "interleaved", "rate", "raw_sqlite", "report", "sqlite_time", "throwaway_postgres"]
 
 
 @dataclass
@@ -60,6 +61,17 @@ async def interleaved(
         raw_rates.append(await raw())
         our_rates.append(await ours())
     return statistics.median(our_rates), statistics.median(raw_rates)
+
+
+def raw_sqlite(path: str) -> sqlite3.Connection:
+    """A raw sqlite3 connection set up as statestore sets up its own (WAL,
+    synchronous=NORMAL, a busy timeout), in autocommit: the baseline issues
+    its own BEGIN IMMEDIATE … COMMIT."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA journal_mode = WAL")
+    raw.execute("PRAGMA synchronous = NORMAL")
+    raw.execute("PRAGMA busy_timeout = 30000")
+    return raw
 
 
 def sqlite_time(moment: datetime) -> str:

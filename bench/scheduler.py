@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from math import inf
 from typing import Any
 
-from harness import Figure, asyncpg_dsn, interleaved, report, sqlite_time, throwaway_postgres
+from harness import Figure, asyncpg_dsn, interleaved, raw_sqlite, report, sqlite_time, throwaway_postgres
 from sqlalchemy import insert, update
 
 from statestore import Store, open_store
@@ -113,10 +113,7 @@ async def throughput_sqlite(rounds: int, claims: int) -> list[Figure]:
     path = os.path.join(directory, "scheduler.db")
     figures = []
     async with open_store(f"sqlite:///{path}", create=True) as store:
-        raw = sqlite3.connect(path, isolation_level=None)
-        raw.execute("PRAGMA journal_mode = WAL")
-        raw.execute("PRAGMA synchronous = NORMAL")
-        raw.execute("PRAGMA busy_timeout = 30000")
+        raw = raw_sqlite(path)
         for statement in RAW_QUEUE_DDL:
             raw.execute(statement.format(pk="INTEGER PRIMARY KEY"))
         claim = RAW_CLAIM.format(w="?", lock="")

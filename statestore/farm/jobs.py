@@ -197,35 +197,26 @@ class Jobs:
 
     async def update_task_statuses(self, uuid: UUID, status: TaskStatus, activity: str) -> int:
         """Set status and activity of all the job's tasks; how many there are."""
-        value = enum_value(TaskStatus, status, "task status")
-        text_value = activity_value(activity, "task")
-        return await self._store.write(
-            partial(
-                job_writing.update_task_statuses,
-                uuid=_uuid(uuid),
-                status=value,
-                activity=text_value,
-                from_statuses=None,
-            )
-        )
+        return await self._update_task_statuses(uuid, None, status, activity)
 
     async def update_task_statuses_conditional(
         self, uuid: UUID, from_statuses: Collection[TaskStatus], status: TaskStatus, activity: str
     ) -> int:
         """Set status and activity of the job's tasks now in ``from_statuses``;
         how many were set."""
-        sources = _task_statuses(from_statuses, "from_statuses")
-        value = enum_value(TaskStatus, status, "task status")
-        text_value = activity_value(activity, "task")
-        return await self._store.write(
-            partial(
-                job_writing.update_task_statuses,
-                uuid=_uuid(uuid),
-                status=value,
-                activity=text_value,
-                from_statuses=sources,
-            )
+        return await self._update_task_statuses(uuid, _task_statuses(from_statuses, "from_statuses"), status, activity)
+
+    async def _update_task_statuses(
+        self, uuid: UUID, from_statuses: builtins.list[TaskStatus] | None, status: TaskStatus, activity: str
+    ) -> int:
+        unit = partial(
+            job_writing.update_task_statuses,
+            uuid=_uuid(uuid),
+            status=enum_value(TaskStatus, status, "task status"),
+            activity=activity_value(activity, "task"),
+            from_statuses=from_statuses,
         )
+        return await self._store.write(unit)
 
     async def update_task_step_counts(self, uuid: UUID) -> Job:
         """Completed tasks: all steps done; queued tasks: none; then re-sum
