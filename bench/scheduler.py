@@ -146,7 +146,7 @@ async def throughput_sqlite(rounds: int, claims: int) -> list[Figure]:
 
 
 async def _raw_drain(
-    pool: Any, admin: Any, claim: str, loops: int, claims: int, queue: str | None, worker: int | None = None
+    pool: Any, admin: Any, claim: str, loops: int, claims: int, queue: str | None, workers: list[int] | None = None
 ) -> float:
     """``loops`` raw asyncpg connections claim until nothing is left; claims/s."""
     if queue is not None:
@@ -156,7 +156,7 @@ async def _raw_drain(
     async def loop(index: int) -> None:
         nonlocal done
         async with pool.acquire() as connection:
-            while await connection.fetchval(claim, index if worker is None else worker) is not None:
+            while await connection.fetchval(claim, index if workers is None else workers[index]) is not None:
                 done += 1
 
     started = time.perf_counter()
@@ -199,14 +199,16 @@ async def throughput_postgres(url: str, rounds: int, claims: int) -> list[Figure
             "WHERE id = (SELECT id FROM tasks WHERE status IN ('queued', 'soft-failed') AND pending_dependencies = 0 "
             "ORDER BY job_priority DESC, priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
         )
-        some_worker = await admin.fetchval("SELECT id FROM workers LIMIT 1")
+        # A worker of its own per loop, as the store's claims have (one shared
+        # worker row would make the loops contend on its foreign-key lock).
+        loop_workers = [row[0] for row in await admin.fetch("SELECT id FROM workers ORDER BY id LIMIT 8")]
 
         async def raw_on_single_table() -> float:
             return await _raw_drain(pool, admin, claim, 8, claims, "bench_queue")
 
         async def raw_on_tasks() -> float:
             await _queued_job(store, claims)
-            return await _raw_drain(pool, admin, bare_on_tasks, 8, claims, None, some_worker)
+            return await _raw_drain(pool, admin, bare_on_tasks, 8, claims, None, loop_workers)
 
         ours, baseline = await interleaved(raw_on_single_table, raw_on_tasks, rounds)
         figures.append(
