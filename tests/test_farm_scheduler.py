@@ -299,3 +299,16 @@ async def test_a_worker_seen_after_the_timeout_listing_keeps_its_task(
     assert await store.scheduler.time_out_workers(cutoff) == []
     assert (await store.workers.fetch(worker.uuid)).status is WorkerStatus.AWAKE
     assert (await store.tasks.fetch(claimed.task.uuid)).status is TaskStatus.ACTIVE
+
+
+async def test_an_active_task_is_returned_even_once_its_type_is_blocklisted(store: Store) -> None:
+    worker = await create_worker(store)
+    job = await store.jobs.store_authored(job_of(render_task("1", "blender"), render_task("2", "ffmpeg")))
+    claimed = await store.scheduler.claim(worker.uuid)
+    assert claimed is not None
+    assert claimed.task.name == "1"
+    await store.blocklist.add(job.uuid, worker.uuid, "blender")
+    again = await store.scheduler.claim(worker.uuid)
+    assert again is not None
+    assert again.task.uuid == claimed.task.uuid
+    assert not again.newly_claimed
