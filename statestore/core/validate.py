@@ -22,6 +22,8 @@ E = TypeVar("E", bound=Enum)
 
 SMALLINT = (-32768, 32767)
 INTEGER = (-(2**31), 2**31 - 1)
+ROW_ID = (1, 2**63 - 1)
+"""The range of a BIGINT primary key."""
 
 
 def enum_value(enum: type[E], value: object, where: str) -> E:

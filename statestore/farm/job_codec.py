@@ -303,7 +303,7 @@ def task_from_row(row: Mapping[Any, Any]) -> Task:
 
 
 def summary_from_row(row: Mapping[Any, Any]) -> TaskSummary:
-    """A task summary from the columns of :data:`job_loading.SUMMARY_COLUMNS`."""
+    """A task summary from the columns :func:`job_loading.task_summaries` selects."""
     return TaskSummary(
         id=row["id"],
         uuid=row["uuid"],

@@ -14,7 +14,7 @@ itself explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -23,6 +23,7 @@ from uuid import UUID
 from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from statestore.core.batches import chunks
 from statestore.core.dialect import update_returning
 from statestore.core.direct import DirectStatement
 from statestore.core.types import utcnow
@@ -51,7 +52,6 @@ __all__ = [
     "update_task_step_counts",
 ]
 
-_CHUNK = 500
 
 _INSERT_JOB = insert(JOBS)
 _AUTHORED_COLUMNS = ("uuid", "name", "type", "priority", "commands", "steps_total")
@@ -146,11 +146,6 @@ _STEPS_OF_QUEUED = (
     .where(TASKS.c.job_id == bindparam("b_job_id"), TASKS.c.status == TaskStatus.QUEUED.value)
     .values(steps_completed=0, updated_at=TASKS.c.updated_at)
 )
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
 
 
 def _tag_id(connection: Connection, tag: UUID | None, where: str) -> int | None:
@@ -257,7 +252,7 @@ def add_tasks(connection: Connection, job_uuid: UUID, tasks: EncodedTasks) -> li
         raise NotFound(f"job {job_uuid} not found")
     job_id, job_priority = int(job.id), int(job.priority)
     stored: dict[UUID, tuple[int, str]] = {}
-    for chunk in _chunks(sorted(tasks.outside)):
+    for chunk in chunks(sorted(tasks.outside)):
         for uuid, task_id, status in connection.execute(_STORED_DEPENDENCIES, {"job_id": job_id, "uuids": list(chunk)}):
             stored[uuid] = (task_id, status)
     if len(stored) != len(tasks.outside):
@@ -341,7 +336,7 @@ def request_mass_deletion(connection: Connection, last_updated_max: datetime) ->
     if not found:
         raise NotFound(f"no job was last updated at or before {last_updated_max.isoformat()}")
     now = utcnow()
-    for chunk in _chunks([row.id for row in found]):
+    for chunk in chunks([row.id for row in found]):
         connection.execute(_MARK_DELETION, {"ids": list(chunk), "now": now})
     return [row.uuid for row in found]
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from statestore.core.dialect import update_returning
 from statestore.core.types import utcnow
-from statestore.core.validate import SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
+from statestore.core.validate import ROW_ID, SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
 from statestore.errors import InvalidInput
 from statestore.farm import job_loading, job_writing
 from statestore.farm.gc_pause import collection_paused, without_collection
@@ -94,7 +94,7 @@ class Jobs:
 
     async def fetch_by_id(self, id: int) -> Job:
         """The job with primary key ``id`` (NotFound if missing)."""
-        job_id = integer(id, "job id", (1, 2**63 - 1))
+        job_id = integer(id, "job id", ROW_ID)
         return await self._store.read(partial(job_loading.load_job_by_id, job_id=job_id), single_statement=True)
 
     async def list(self) -> builtins.list[Job]:

@@ -37,7 +37,7 @@ finds the dependents of a task.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -45,12 +45,12 @@ from sqlalchemy import Integer, bindparam, case, exists, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select, Subquery, Update
 
+from statestore.core.batches import chunks
 from statestore.farm.statuses import TaskStatus
 from statestore.farm.tables import DEPENDENCIES, JOBS, TASKS
 
 __all__ = ["lock_dependents_of", "lock_job", "recount", "recount_job"]
 
-_CHUNK = 500  # ids per IN (…) list, well under every dialect's parameter limit
 
 _DEPENDENCY = TASKS.alias("dependency")
 _NOT_COMPLETED = case((_DEPENDENCY.c.status != TaskStatus.COMPLETED.value, 1), else_=0)
@@ -120,11 +120,6 @@ _LOCK_DEPENDENTS_OF_UUID = (
 )
 
 
-def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
-
-
 def _one_writer(connection: Connection) -> bool:
     """SQLite: the transaction holds the database's only write lock already."""
     return connection.dialect.name == "sqlite"
@@ -141,7 +136,7 @@ def lock_dependents_of(connection: Connection, uuid: UUID) -> list[int]:
 def recount(connection: Connection, task_ids: Collection[int]) -> None:
     """Recount ``pending_dependencies`` of ``task_ids`` themselves (tasks
     locked by :func:`lock_dependents_of`, or whose dependencies were just inserted)."""
-    for chunk in _chunks(sorted(set(task_ids))):
+    for chunk in chunks(sorted(set(task_ids))):
         if connection.dialect.name == "mysql":
             counts = connection.execute(_COUNTS_OF_TASKS, {"b_ids": list(chunk)}).all()
             if counts:

@@ -68,7 +68,7 @@ def load_tag(connection: Connection, by: str, key: object) -> WorkerTag:
     """The tag whose ``by`` (uuid, name or id) is ``key`` (NotFound if none)."""
     row = connection.execute(_BY[by], {"key": key}).mappings().one_or_none()
     if by == "name" and row is not None and row["name"] != key:
-        row = None  # MySQL's default collation matched case- and trailing-space-insensitively
+        row = None  # MariaDB compares padded: 'gpu' = 'gpu ' even in binary collation
     if row is None:
         raise NotFound(f"worker tag with {by} {key!r} not found" if by != "uuid" else f"worker tag {key} not found")
     return tag_from_row(row)

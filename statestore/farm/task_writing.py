@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
 from statestore.core.direct import DirectStatement
@@ -20,8 +20,9 @@ from statestore.errors import InvalidReference, NotFound
 from statestore.farm import readiness
 from statestore.farm.job_writing import resum_steps
 from statestore.farm.records import Task
-from statestore.farm.tables import TASKS, WORKERS
+from statestore.farm.tables import TASKS
 from statestore.farm.task_loading import load_task
+from statestore.farm.worker_loading import live_worker_id
 
 __all__ = ["assign_to_worker", "save_task", "touched_by_worker"]
 
@@ -30,7 +31,6 @@ _TOUCH = DirectStatement(
     .where(TASKS.c.uuid == bindparam("b_uuid"))
     .values(last_touched_at=bindparam("last_touched_at"), updated_at=bindparam("updated_at"))
 )
-_LIVE_WORKER_ID = select(WORKERS.c.id).where(WORKERS.c.uuid == bindparam("uuid"), WORKERS.c.deleted_at.is_(None))
 
 
 def save_task(connection: Connection, uuid: UUID, values: dict[str, Any], *, steps_changed: bool = False) -> Task:
@@ -55,9 +55,10 @@ def save_task(connection: Connection, uuid: UUID, values: dict[str, Any], *, ste
 
 def assign_to_worker(connection: Connection, uuid: UUID, worker_uuid: UUID) -> Task:
     """Record that worker ``worker_uuid`` (not deleted) runs task ``uuid``."""
-    worker_id = connection.execute(_LIVE_WORKER_ID, {"uuid": worker_uuid}).scalar_one_or_none()
-    if worker_id is None:
-        raise InvalidReference(f"task {uuid}: no worker {worker_uuid} found")
+    try:
+        worker_id = live_worker_id(connection, worker_uuid)
+    except NotFound:
+        raise InvalidReference(f"task {uuid}: no worker {worker_uuid} found") from None
     return save_task(connection, uuid, {"worker_id": worker_id})
 
 

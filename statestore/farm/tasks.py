@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from statestore.core.validate import INTEGER, SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
+from statestore.core.validate import INTEGER, ROW_ID, SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
 from statestore.errors import InvalidInput
 from statestore.farm import task_loading, task_writing
 from statestore.farm.job_codec import activity_value, encode_commands
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["Tasks"]
 
 _STEPS = (0, INTEGER[1])
-_IDS = (1, 2**63 - 1)
 
 
 def _uuid(uuid: object, what: str = "task uuid") -> UUID:
@@ -48,7 +47,7 @@ def _task_values(task: Task) -> dict[str, Any]:
         "type": task_type(task.type, f"{where}.type"),
         "priority": integer(task.priority, f"{where}.priority", SMALLINT),
         "status": enum_value(TaskStatus, task.status, f"{where}.status").value,
-        "worker_id": None if task.worker_id is None else integer(task.worker_id, f"{where}.worker_id", _IDS),
+        "worker_id": None if task.worker_id is None else integer(task.worker_id, f"{where}.worker_id", ROW_ID),
         "last_touched_at": None
         if task.last_touched_at is None
         else aware_datetime(task.last_touched_at, f"{where}.last_touched_at"),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 from statestore.core.dialect import update_returning
-from statestore.core.validate import integer, text, uuid_value
+from statestore.core.validate import ROW_ID, integer, text, uuid_value
 from statestore.errors import InvalidInput
 from statestore.farm import tag_units
 from statestore.farm.records import WorkerTag
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from statestore.store import Store
 
 __all__ = ["WorkerTags"]
-
-_ID_RANGE = (1, 2**63 - 1)  # BIGINT primary keys
 
 
 class WorkerTags:
@@ -52,7 +50,7 @@ class WorkerTags:
 
     async def fetch_by_id(self, id: int) -> WorkerTag:
         """The tag with primary key ``id`` (NotFound if absent)."""
-        key = integer(id, "worker tag id", _ID_RANGE)
+        key = integer(id, "worker tag id", ROW_ID)
         return await self._store.read(partial(tag_units.load_tag, by="id", key=key), single_statement=True)
 
     async def list(self) -> builtins.list[WorkerTag]:

@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 from statestore.core.coalesce import Coalescer
 from statestore.core.dialect import update_returning
 from statestore.core.runner import current_transaction
-from statestore.core.validate import aware_datetime, enum_value, integer, uuid_value
+from statestore.core.validate import ROW_ID, aware_datetime, enum_value, integer, uuid_value
 from statestore.errors import InvalidInput, NotFound
 from statestore.farm import worker_loading, worker_writing
 from statestore.farm.records import Worker
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from statestore.store import Store
 
 __all__ = ["Workers"]
-
-_ID_RANGE = (1, 2**63 - 1)  # BIGINT primary keys
 
 
 def _missing(uuid: UUID) -> NotFound:
@@ -118,7 +116,7 @@ class Workers:
 
     async def fetch_by_id(self, id: int) -> Worker:
         """The worker with primary key ``id`` (NotFound if absent or soft-deleted)."""
-        integer(id, "worker id", _ID_RANGE)
+        integer(id, "worker id", ROW_ID)
         return await self._store.read(partial(worker_loading.load_worker_by_id, worker_id=id), single_statement=True)
 
     async def list(self) -> builtins.list[Worker]:

@@ -14,7 +14,7 @@ Values arrive validated and encoded by :mod:`statestore.flows.codec`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import BindParameter
 
+from statestore.core.batches import chunks
 from statestore.core.dialect import update_returning, upsert
 from statestore.core.direct import DirectStatement
 from statestore.core.types import utcnow
@@ -33,7 +34,6 @@ from statestore.flows.records import AtomDetail, FlowDetail, LogBook
 
 __all__ = ["clear_all", "destroy_book", "save_book", "update_atom", "update_flow"]
 
-_CHUNK = 500  # rows per IN (…) list, well under every dialect's parameter limit
 
 _ATOM_SET: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in (*MUTABLE_ATOM_COLUMNS, "updated_at")}
 _UPDATE_ATOM = update(ATOMS).where(ATOMS.c.uuid == bindparam("b_uuid"), ATOMS.c.kind == bindparam("b_kind"))
@@ -150,11 +150,6 @@ def update_flow(connection: Connection, flow: dict[str, Any], atoms: Sequence[di
     return flow_from_row({**flow, "name": row["name"], "created_at": row["created_at"], "updated_at": now}, merged)
 
 
-def _chunks(items: Sequence[UUID]) -> Iterable[Sequence[UUID]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
 def save_book(
     connection: Connection,
     book: dict[str, Any],
@@ -181,7 +176,7 @@ def save_book(
         }
         given_atoms = [atom for _, atoms in flows for atom in atoms]
         stored: dict[UUID, RowMapping] = {}
-        for chunk in _chunks([atom["uuid"] for atom in given_atoms]):
+        for chunk in chunks([atom["uuid"] for atom in given_atoms]):
             rows = connection.execute(select(ATOMS).where(ATOMS.c.uuid.in_(chunk)).with_for_update()).mappings()
             stored.update((row["uuid"], row) for row in rows)
         for values, atoms in flows:
