@@ -19,7 +19,7 @@ two interleaved so the machine's noise hits both; absolute figures on a shared
    encoding uuids, datetimes and JSON through the column types. Both sides
    run ``gc.collect()`` after building their input, so neither pays for the
    collector's debt of building it (the store pauses the collector during a
-   large submission itself, see ``statestore/farm/gc_pause.py``).
+   large submission itself, see ``statestore/core/gc_pause.py``).
 2. Heartbeats per second, one caller: ``store.workers.seen(uuid)`` and
    ``store.tasks.touched_by_worker(uuid)`` against the same single UPDATE on
    the raw driver — sqlite3 (WAL, synchronous=NORMAL, ``BEGIN IMMEDIATE`` …

@@ -3,7 +3,8 @@
 Open a store with :func:`open_store`; see the README for a tour.
 """
 
-from statestore.check import CheckReport
+from statestore.schema.check import CheckReport
+from statestore.core.serialize import from_data, to_data
 from statestore.errors import (
     AlreadyExists,
     Busy,
@@ -31,5 +32,7 @@ __all__ = [
     "StoreError",
     "TransactionConflict",
     "Unavailable",
+    "from_data",
     "open_store",
+    "to_data",
 ]

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from statestore.core import migrate
+from statestore.schema import migrate
 from statestore.errors import StoreError
-from statestore.models import metadata
-from statestore.schema_dump import DIALECTS, ddl, write_all
+from statestore.schema.metadata import metadata
+from statestore.schema.ddl import DIALECTS, ddl, write_all
 from statestore.store import Store, open_store_unchecked
 
 __all__ = ["app", "main"]

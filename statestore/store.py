@@ -8,15 +8,15 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from statestore.check import CheckReport, run_checks
-from statestore.core import migrate
+from statestore.schema.check import CheckReport, run_checks
+from statestore.schema import migrate
 from statestore.core.runner import ActiveTransaction, Runner, T, Unit
 from statestore.core.server_runner import ServerRunner
 from statestore.core.sqlite_runner import SqliteRunner
 from statestore.core.urls import Backend, resolve_url
 from statestore.errors import InvalidInput, SchemaOutOfDate
 from statestore.farm.blocklist import JobBlocklist
-from statestore.farm.failures import TaskFailures
+from statestore.farm.task_failures import TaskFailures
 from statestore.farm.jobs import Jobs
 from statestore.farm.last_rendered import LastRendered
 from statestore.farm.scheduler import Scheduler
@@ -24,7 +24,9 @@ from statestore.farm.sleep_schedules import SleepSchedules
 from statestore.farm.tasks import Tasks
 from statestore.farm.worker_tags import WorkerTags
 from statestore.farm.workers import Workers
-from statestore.flows.repositories import AtomDetails, FlowDetails, LogBooks
+from statestore.flows.atom_details import AtomDetails
+from statestore.flows.flow_details import FlowDetails
+from statestore.flows.logbooks import LogBooks
 
 __all__ = ["Store", "open_store", "open_store_unchecked"]
 
@@ -38,29 +40,29 @@ class Store:
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
-        self.logbooks = LogBooks(self)
+        self.logbooks = LogBooks(runner)
         """Logbooks of the flow model (TaskFlow's LogBook)."""
-        self.flow_details = FlowDetails(self)
+        self.flow_details = FlowDetails(runner)
         """Flow details of the flow model (TaskFlow's FlowDetail)."""
-        self.atom_details = AtomDetails(self)
+        self.atom_details = AtomDetails(runner)
         """Task and retry details of the flow model (TaskFlow's AtomDetail)."""
-        self.jobs = Jobs(self)
+        self.jobs = Jobs(runner)
         """Jobs of the farm model with their tasks as a whole (Flamenco)."""
-        self.tasks = Tasks(self)
+        self.tasks = Tasks(runner)
         """Tasks of the farm model one at a time."""
-        self.task_failures = TaskFailures(self)
+        self.task_failures = TaskFailures(runner)
         """Which workers failed which task."""
-        self.blocklist = JobBlocklist(self)
+        self.blocklist = JobBlocklist(runner)
         """Workers barred from a task type on a job."""
-        self.workers = Workers(self)
+        self.workers = Workers(runner)
         """Workers of the farm model."""
-        self.worker_tags = WorkerTags(self)
+        self.worker_tags = WorkerTags(runner)
         """Worker tags and their members."""
-        self.sleep_schedules = SleepSchedules(self)
+        self.sleep_schedules = SleepSchedules(runner)
         """Workers' sleep schedules."""
-        self.last_rendered = LastRendered(self)
+        self.last_rendered = LastRendered(runner)
         """The job rendered last."""
-        self.scheduler = Scheduler(self)
+        self.scheduler = Scheduler(runner)
         """Hands the next runnable task to a worker."""
 
     @property

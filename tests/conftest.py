@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete
 
 from statestore import Store, open_store
-from statestore.models import metadata
+from statestore.schema.metadata import metadata
 from tests.backends import BACKENDS, SERVER_ENV, TestDatabase, discard_database, new_database
 
 

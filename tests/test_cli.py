@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from statestore.cli import app
-from statestore.core.migrate import head_revision
+from statestore.schema.migrate import head_revision
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from statestore import AlreadyExists, Busy, InvalidInput, Store, Unavailable, open_store
 from statestore.core.classify import classify
-from statestore.models import LogBookRow
+from statestore.schema.metadata import LogBookRow
 from statestore.store import open_store_unchecked
 from tests.backends import admin_url
 

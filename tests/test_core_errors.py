@@ -21,7 +21,7 @@ from statestore import (
     open_store,
 )
 from statestore.core.classify import classify
-from statestore.models import FlowDetailRow, LogBookRow
+from statestore.schema.metadata import FlowDetailRow, LogBookRow
 
 FLOWS = FlowDetailRow.__table__
 BOOKS = LogBookRow.__table__

@@ -7,8 +7,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from statestore import SchemaOutOfDate, open_store
-from statestore.core import migrate
-from statestore.models import metadata
+from statestore.schema import migrate
+from statestore.schema.metadata import metadata
 from statestore.store import open_store_unchecked
 from tests.backends import TestDatabase
 

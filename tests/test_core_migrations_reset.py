@@ -7,8 +7,8 @@ from typing import cast
 from sqlalchemy import Table, func, insert, select
 
 from statestore import Store, open_store
-from statestore.core import migrate
-from statestore.models import LogBookRow, metadata
+from statestore.schema import migrate
+from statestore.schema.metadata import LogBookRow, metadata
 from tests.backends import TestDatabase
 
 BOOKS = cast(Table, LogBookRow.__table__)

@@ -17,7 +17,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection, Engine
 
 from statestore import InvalidReference, Store, open_store
-from statestore.models import FlowDetailRow
+from statestore.schema.metadata import FlowDetailRow
 
 FLOWS = cast(Table, FlowDetailRow.__table__)
 

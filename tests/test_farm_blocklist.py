@@ -140,7 +140,7 @@ async def test_count_task_failures_of_worker(store: Store) -> None:
     w1, w2 = await create_worker(store, "w1"), await create_worker(store, "w2")
     for task, worker in [(t0, w1), (t1, w1), (t1, w2), (t2, w1)]:
         await store.task_failures.add(task, worker.uuid)
-    count = store.blocklist.count_task_failures_of_worker
+    count = store.task_failures.count_task_failures_of_worker
     assert await count(job.uuid, w1.uuid, "blender") == 2
     assert await count(job.uuid, w2.uuid, "blender") == 1
     assert await count(job.uuid, w1.uuid, "ffmpeg") == 1
@@ -176,7 +176,7 @@ async def test_bad_task_types_are_refused(store: Store, task_type: object, messa
         store.blocklist.add(job.uuid, worker.uuid, task_type),  # type: ignore[arg-type]
         store.blocklist.remove(job.uuid, worker.uuid, task_type),  # type: ignore[arg-type]
         store.blocklist.workers_left_to_run(job.uuid, task_type),  # type: ignore[arg-type]
-        store.blocklist.count_task_failures_of_worker(job.uuid, worker.uuid, task_type),  # type: ignore[arg-type]
+        store.task_failures.count_task_failures_of_worker(job.uuid, worker.uuid, task_type),  # type: ignore[arg-type]
     ):
         with pytest.raises(InvalidInput, match=f"task type.*{message}"):
             await call

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from statestore import InvalidInput, NotFound, Store
 from statestore.farm import Job
-from statestore.farm.failures import FailureRecorded
+from statestore.farm import FailureRecorded
 from statestore.farm.tables import BLOCKS, FAILURES
 from tests.farm_fixtures import create_worker, job_of, render_task, store_job
 
@@ -85,8 +85,8 @@ async def test_failures_count_per_task_type(store: Store) -> None:
     render = await store.task_failures.record(tasks[1], worker.uuid, blocklist_threshold=2)
     assert (render.worker_failures_on_job, render.blocklisted) == (2, True)
     assert [entry.task_type for entry in await store.blocklist.entries(job.uuid)] == ["blender"]
-    assert await store.blocklist.count_task_failures_of_worker(job.uuid, worker.uuid, "blender") == 2
-    assert await store.blocklist.count_task_failures_of_worker(job.uuid, worker.uuid, "ffmpeg") == 1
+    assert await store.task_failures.count_task_failures_of_worker(job.uuid, worker.uuid, "blender") == 2
+    assert await store.task_failures.count_task_failures_of_worker(job.uuid, worker.uuid, "ffmpeg") == 1
 
 
 async def test_failures_on_another_job_do_not_count(store: Store) -> None:

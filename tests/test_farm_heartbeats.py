@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy.engine import Connection
 
 from statestore import NotFound, Store
-from statestore.farm import Worker, worker_writing
+from statestore.farm import Worker
+from statestore.farm import workers as worker_units
 from tests.farm_fixtures import create_worker
 
 
@@ -23,13 +24,13 @@ async def _workers(store: Store, count: int) -> list[Worker]:
 def _record_batches(monkeypatch: pytest.MonkeyPatch) -> list[list[UUID]]:
     """The uuid lists of every coalesced heartbeat statement run from now on."""
     batches: list[list[UUID]] = []
-    real: Callable[[Connection, list[UUID]], set[UUID]] = worker_writing.mark_seen_many
+    real: Callable[[Connection, list[UUID]], set[UUID]] = worker_units.mark_seen_many
 
     def recording(connection: Connection, uuids: list[UUID]) -> set[UUID]:
         batches.append(list(uuids))
         return real(connection, uuids)
 
-    monkeypatch.setattr(worker_writing, "mark_seen_many", recording)
+    monkeypatch.setattr(worker_units, "mark_seen_many", recording)
     return batches
 
 
@@ -107,7 +108,7 @@ async def test_a_failing_coalesced_statement_leaves_each_heartbeat_its_own_outco
         attempts.append(uuids)
         raise ConnectionResetError("the batch's connection went away")
 
-    monkeypatch.setattr(worker_writing, "mark_seen_many", broken)
+    monkeypatch.setattr(worker_units, "mark_seen_many", broken)
     unknown = uuid4()
     targets = [worker.uuid for worker in workers] + [unknown]
     outcomes = await asyncio.gather(*(store.workers.seen(uuid) for uuid in targets), return_exceptions=True)

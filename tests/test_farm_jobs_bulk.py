@@ -10,8 +10,8 @@ import pytest
 
 from statestore import AlreadyExists, Store
 from statestore.farm import AuthoredTask, Command, TaskStatus
-from statestore.farm.bulk_insert import CHUNK
-from statestore.farm.gc_pause import collection_paused
+from statestore.core.bulk_insert import CHUNK
+from statestore.core.gc_pause import collection_paused
 from statestore.farm.jobs import OFFLOAD_TASKS
 from tests.farm_fixtures import job_of, render_task
 from tests.farm_job_fixtures import counts, pending

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from statestore import InvalidInput, NotFound, Store
-from statestore.models import LastRenderedRow
+from statestore.schema.metadata import LastRenderedRow
 from tests.farm_fixtures import authored_job, store_job
 
 

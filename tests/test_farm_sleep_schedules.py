@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from statestore import InvalidInput, NotFound, Store
-from statestore.models import SleepScheduleRow
+from statestore.schema.metadata import SleepScheduleRow
 from tests.farm_fixtures import create_worker
 
 WORKDAYS: dict[str, Any] = {

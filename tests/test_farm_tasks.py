@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from statestore import InvalidInput, InvalidReference, NotFound, Store, open_store
 from statestore.core.types import utcnow
 from statestore.farm import AuthoredTask, Command, JobStatus, TaskStatus
-from statestore.farm.task_loading import TIMED_OUT
+from statestore.farm.tasks import TIMED_OUT
 from tests.farm_fixtures import authored_job, create_worker, store_job
 
 SECOND = timedelta(seconds=1)

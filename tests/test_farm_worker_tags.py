@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from statestore import AlreadyExists, InvalidInput, InvalidReference, NotFound, Store
-from statestore.models import WorkerTagMembershipRow, WorkerTagRow
+from statestore.schema.metadata import WorkerTagMembershipRow, WorkerTagRow
 from tests.farm_fixtures import authored_job, create_worker, store_job
 
 TAG_UUID = UUID("e0e05417-9793-4829-b1d0-d446dd819f3d")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from statestore import AlreadyExists, NotFound, Store
 from statestore.farm import TaskStatus, WorkerStatus
-from statestore.models import WorkerRow
+from statestore.schema.metadata import WorkerRow
 from tests.farm_fixtures import create_worker, store_job
 
 WORKER_UUID = UUID("f0a123a9-ab05-4ce2-8577-94802cfe74a4")

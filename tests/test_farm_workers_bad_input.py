@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from statestore import InvalidInput, Store
 from statestore.farm import WorkerStatus
-from statestore.models import WorkerRow
+from statestore.schema.metadata import WorkerRow
 from tests.farm_fixtures import create_worker
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from statestore import AlreadyExists, InvalidInput, Store, open_store
-from statestore.models import WorkerRow
+from statestore.schema.metadata import WorkerRow
 from tests.farm_fixtures import create_worker
 
 SECRET = "correct horse battery staple"

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from statestore import InvalidInput, NotFound, Store
 from statestore.flows import AtomDetail, AtomKind, AtomState, FlowDetail, FlowState, Intention, LogBook, is_allowed
-from statestore.models import AtomDetailRow, FlowDetailRow, LogBookRow
+from statestore.schema.metadata import AtomDetailRow, FlowDetailRow, LogBookRow
 from tests.flow_fixtures import book_with, failure, flow_with, retry
 
 
@@ -140,7 +140,7 @@ def test_transitions_are_taskflows() -> None:
 
 
 def test_retrying_is_for_retries_only() -> None:
-    from statestore.flows.codec import atom_values
+    from statestore.flows.fields import atom_values
 
     assert (
         atom_values(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from statestore.models import metadata
-from statestore.schema_dump import DIALECTS, ddl, readme
+from statestore.schema.metadata import metadata
+from statestore.schema.ddl import DIALECTS, ddl, readme
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schema"
 

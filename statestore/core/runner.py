@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from statestore.core.dialect import DialectFacts
 from statestore.core.urls import Target
 
 __all__ = ["ActiveTransaction", "Runner", "T", "Unit", "current_transaction", "joined", "savepoint_turn"]
@@ -53,6 +54,11 @@ class Runner(Protocol):
     @property
     def dialect(self) -> Dialect:
         """The SQLAlchemy dialect statements are compiled for."""
+        ...
+
+    @property
+    def facts(self) -> DialectFacts:
+        """What the database can do (every dialect decision asks this)."""
         ...
 
     @property

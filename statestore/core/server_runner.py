@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from statestore.core.classify import reraise
 from statestore.core.engine import create_server_engine
+from statestore.core.dialect import DialectFacts, facts_of
 from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, savepoint_turn
 from statestore.core.urls import Target
 from statestore.errors import StoreError, TransactionConflict
@@ -165,6 +166,10 @@ class ServerRunner:
     @property
     def dialect(self) -> Dialect:
         return self._engine.dialect
+
+    @property
+    def facts(self) -> DialectFacts:
+        return facts_of(self._engine.dialect)
 
     @property
     def sync_engine(self) -> Engine:

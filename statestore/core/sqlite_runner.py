@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from statestore.core.classify import classify, is_sqlite_busy, reraise
 from statestore.core.engine import create_sqlite_engine, set_busy_timeout
+from statestore.core.dialect import DialectFacts, facts_of
 from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, savepoint_turn
 from statestore.core.urls import Target
 
@@ -135,6 +136,10 @@ class SqliteRunner:
     @property
     def dialect(self) -> Dialect:
         return self._engine.dialect
+
+    @property
+    def facts(self) -> DialectFacts:
+        return facts_of(self._engine.dialect)
 
     @property
     def sync_engine(self) -> Engine:

@@ -45,10 +45,19 @@ def text(value: object, limit: int, where: str) -> str:
 
 
 def uuid_value(value: object, where: str) -> UUID:
-    """A :class:`uuid.UUID` (strings are refused: a typo must not look like a miss)."""
-    if not isinstance(value, UUID):
-        raise InvalidInput(f"{where}: expected a uuid.UUID, got {type(value).__name__}")
-    return value
+    """A :class:`uuid.UUID`, given as one or as its string form.
+
+    A malformed string is InvalidInput here, before any SQL: a typo must not
+    look like a miss, and every backend must answer it alike.
+    """
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            raise InvalidInput(f"{where}: {value[:64]!r} is not a uuid") from None
+    raise InvalidInput(f"{where}: expected a uuid.UUID or its string, got {type(value).__name__}")
 
 
 def integer(value: object, where: str, bounds: tuple[int, int] = INTEGER) -> int:

@@ -9,62 +9,141 @@ from __future__ import annotations
 
 import builtins
 from functools import partial
-from typing import TYPE_CHECKING
 from uuid import UUID
 
-from statestore.core.validate import text, uuid_value
-from statestore.errors import InvalidInput
-from statestore.farm import blocklist_units
+from sqlalchemy import bindparam, delete, exists, select
+from sqlalchemy.engine import Connection
+
+from statestore.core.dialect import facts_of
+from statestore.core.runner import Runner
+from statestore.core.types import utcnow
+from statestore.core.validate import uuid_value
+from statestore.errors import NotFound
+from statestore.farm.fields import task_type_value
+from statestore.farm.lookups import LIVE, job_id_and_tag, live_worker_id
 from statestore.farm.records import BlocklistEntry
-from statestore.farm.tables import LENGTHS
+from statestore.farm.rows import blocklist_entry_from_row
+from statestore.farm.tables import BLOCKS, JOBS, MEMBERSHIP, WORKERS
 
-if TYPE_CHECKING:
-    from statestore.store import Store
-
-__all__ = ["JobBlocklist"]
+_JOB_ID = select(JOBS.c.id).where(JOBS.c.uuid == bindparam("job_uuid")).scalar_subquery()
 
 
-def _task_type(value: object) -> str:
-    checked = text(value, LENGTHS["type"], "task type")
-    if not checked:
-        raise InvalidInput("task type: must not be empty")
-    return checked
+_ANY_WORKER_ID = select(WORKERS.c.id).where(WORKERS.c.uuid == bindparam("worker_uuid")).scalar_subquery()
+
+
+_ENTRIES = (
+    select(
+        BLOCKS.c.task_type,
+        BLOCKS.c.created_at,
+        JOBS.c.uuid.label("job_uuid"),
+        WORKERS.c.uuid.label("worker_uuid"),
+        WORKERS.c.name.label("worker_name"),
+    )
+    .join(JOBS, JOBS.c.id == BLOCKS.c.job_id)
+    .join(WORKERS, WORKERS.c.id == BLOCKS.c.worker_id)
+    .where(JOBS.c.uuid == bindparam("job_uuid"))
+    .order_by(WORKERS.c.name, WORKERS.c.id, BLOCKS.c.task_type)
+)
+
+
+_CLEAR = delete(BLOCKS).where(BLOCKS.c.job_id == _JOB_ID)
+
+
+_REMOVE = delete(BLOCKS).where(
+    BLOCKS.c.job_id == _JOB_ID, BLOCKS.c.worker_id == _ANY_WORKER_ID, BLOCKS.c.task_type == bindparam("task_type")
+)
+
+
+_BLOCKED = exists().where(
+    BLOCKS.c.worker_id == WORKERS.c.id,
+    BLOCKS.c.job_id == bindparam("job_id"),
+    BLOCKS.c.task_type == bindparam("task_type"),
+)
+
+
+_LEFT = select(WORKERS.c.uuid).where(LIVE, ~_BLOCKED)
+
+
+_LEFT_IN_TAG = _LEFT.where(
+    exists().where(MEMBERSHIP.c.worker_id == WORKERS.c.id, MEMBERSHIP.c.worker_tag_id == bindparam("tag_id"))
+)
+
+
+def add_block(connection: Connection, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> None:
+    """Block a live worker from ``task_type`` on a job; a no-op if it already is."""
+    job = job_id_and_tag(connection, job_uuid)
+    if job is None:
+        raise NotFound(f"job {job_uuid} not found")
+    block(connection, job[0], live_worker_id(connection, worker_uuid), task_type)
+
+
+def block(connection: Connection, job_id: int, worker_id: int, task_type: str) -> None:
+    """Insert the block row (job, worker, type) unless it exists."""
+    row = {"job_id": job_id, "worker_id": worker_id, "task_type": task_type, "created_at": utcnow()}
+    connection.execute(facts_of(connection).insert_once(BLOCKS), row)
+
+
+def entries(connection: Connection, job_uuid: UUID) -> list[BlocklistEntry]:
+    """The job's blocklist by worker name, worker id, task type (none for an unknown job)."""
+    return [blocklist_entry_from_row(row) for row in connection.execute(_ENTRIES, {"job_uuid": job_uuid}).mappings()]
+
+
+def clear_blocks(connection: Connection, job_uuid: UUID) -> int:
+    """Remove the job's whole blocklist; how many entries went."""
+    return int(connection.execute(_CLEAR, {"job_uuid": job_uuid}).rowcount)
+
+
+def remove_block(connection: Connection, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> None:
+    """Remove one entry, if it is there."""
+    connection.execute(_REMOVE, {"job_uuid": job_uuid, "worker_uuid": worker_uuid, "task_type": task_type})
+
+
+def left_to_run(connection: Connection, job: tuple[int, int | None] | None, task_type: str) -> set[UUID]:
+    """Live workers not blocked for (job, type), limited to the job's tag if it has one."""
+    if job is None:  # Flamenco: an unknown job blocks nobody
+        return set(connection.execute(select(WORKERS.c.uuid).where(LIVE)).scalars())
+    job_id, tag_id = job
+    params = {"job_id": job_id, "task_type": task_type, "tag_id": tag_id}
+    return set(connection.execute(_LEFT if tag_id is None else _LEFT_IN_TAG, params).scalars())
+
+
+def workers_left_to_run(connection: Connection, job_uuid: UUID, task_type: str) -> set[UUID]:
+    """The uuids of the workers that may still run ``task_type`` on the job."""
+    return left_to_run(connection, job_id_and_tag(connection, job_uuid), task_type)
 
 
 class JobBlocklist:
     """Per-job worker blocklists: a worker barred from a task type on one job."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
 
     async def add(self, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> None:
         """Block the worker from ``task_type`` on the job (a no-op if it is
         already). NotFound for an unknown job or an unknown or soft-deleted worker."""
         uuid_value(job_uuid, "job uuid")
         uuid_value(worker_uuid, "worker uuid")
-        checked = _task_type(task_type)
-        await self._store.write(
-            partial(blocklist_units.add_block, job_uuid=job_uuid, worker_uuid=worker_uuid, task_type=checked)
-        )
+        checked = task_type_value(task_type, "task type")
+        await self._runner.write(partial(add_block, job_uuid=job_uuid, worker_uuid=worker_uuid, task_type=checked))
 
     async def entries(self, job_uuid: UUID) -> builtins.list[BlocklistEntry]:
         """The job's blocklist, by worker name, then worker id, then task type
         (empty for an unknown job)."""
         uuid_value(job_uuid, "job uuid")
-        return await self._store.read(partial(blocklist_units.entries, job_uuid=job_uuid), single_statement=True)
+        return await self._runner.read(partial(entries, job_uuid=job_uuid), single_statement=True)
 
     async def clear(self, job_uuid: UUID) -> int:
         """Remove the job's whole blocklist; returns how many entries went."""
         uuid_value(job_uuid, "job uuid")
-        return await self._store.write(partial(blocklist_units.clear_blocks, job_uuid=job_uuid), single_statement=True)
+        return await self._runner.write(partial(clear_blocks, job_uuid=job_uuid), single_statement=True)
 
     async def remove(self, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> None:
         """Remove one entry; nothing happens if it is not there (as in Flamenco)."""
         uuid_value(job_uuid, "job uuid")
         uuid_value(worker_uuid, "worker uuid")
-        checked = _task_type(task_type)
-        await self._store.write(
-            partial(blocklist_units.remove_block, job_uuid=job_uuid, worker_uuid=worker_uuid, task_type=checked),
+        checked = task_type_value(task_type, "task type")
+        await self._runner.write(
+            partial(remove_block, job_uuid=job_uuid, worker_uuid=worker_uuid, task_type=checked),
             single_statement=True,
         )
 
@@ -78,22 +157,5 @@ class JobBlocklist:
         them), since they can never run a task again.
         """
         uuid_value(job_uuid, "job uuid")
-        checked = _task_type(task_type)
-        return await self._store.read(
-            partial(blocklist_units.workers_left_to_run, job_uuid=job_uuid, task_type=checked)
-        )
-
-    async def count_task_failures_of_worker(self, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> int:
-        """How many of the job's tasks of ``task_type`` the worker has failed
-        (0 for an unknown job or worker)."""
-        uuid_value(job_uuid, "job uuid")
-        uuid_value(worker_uuid, "worker uuid")
-        checked = _task_type(task_type)
-        return await self._store.read(
-            partial(
-                blocklist_units.count_task_failures_of_worker,
-                job_uuid=job_uuid,
-                worker_uuid=worker_uuid,
-                task_type=checked,
-            )
-        )
+        checked = task_type_value(task_type, "task type")
+        return await self._runner.read(partial(workers_left_to_run, job_uuid=job_uuid, task_type=checked))

@@ -12,31 +12,38 @@ from collections.abc import Collection, Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 from uuid import UUID
 
-from statestore.core.dialect import update_returning
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from statestore.core.batches import chunks
+from statestore.core.dialect import facts_of
+from statestore.core.gc_pause import collection_paused, without_collection
+from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import ROW_ID, SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
-from statestore.errors import InvalidInput
-from statestore.farm import job_loading, job_writing
-from statestore.farm.gc_pause import collection_paused, without_collection
-from statestore.farm.job_codec import activity_value, encode_authored_job, encode_authored_tasks
+from statestore.errors import InvalidInput, NotFound
+from statestore.farm.authored import encode_authored_job, encode_authored_tasks
+from statestore.farm.derived import copy_job_priority, copy_job_schedulable
+from statestore.farm.fields import activity_value
+from statestore.farm.job_tasks import (
+    count_tasks_in_status,
+    has_tasks_in_status,
+    task_summaries,
+    update_task_statuses,
+    update_task_step_counts,
+)
+from statestore.farm.lookups import load_job, tag_id_of
 from statestore.farm.records import AuthoredJob, AuthoredTask, Job, Task, TaskSummary
+from statestore.farm.rows import job_from_row
 from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.submission import add_tasks, store_authored
 from statestore.farm.tables import JOBS, LENGTHS
-
-if TYPE_CHECKING:
-    from statestore.store import Store
-
-__all__ = ["Jobs"]
 
 OFFLOAD_TASKS = 500
 """Submissions with more tasks than this run off the event loop's thread."""
-
-
-def _uuid(uuid: object) -> UUID:
-    return uuid_value(uuid, "job uuid")
 
 
 def _task_statuses(statuses: Collection[object], where: str) -> builtins.list[TaskStatus]:
@@ -45,14 +52,158 @@ def _task_statuses(statuses: Collection[object], where: str) -> builtins.list[Ta
     return [enum_value(TaskStatus, status, where) for status in statuses]
 
 
+_JOB_BY_ID = select(JOBS).where(JOBS.c.id == bindparam("id"))
+
+
+_ALL = select(JOBS).order_by(JOBS.c.id)
+
+
+_IN_STATUS = select(JOBS).where(JOBS.c.status.in_(bindparam("statuses", expanding=True))).order_by(JOBS.c.id)
+
+
+_DELETION_REQUESTED = (
+    select(JOBS.c.uuid).where(JOBS.c.delete_requested_at.is_not(None)).order_by(JOBS.c.delete_requested_at, JOBS.c.id)
+)
+
+
+_CHECKOUT = select(JOBS.c.storage_checkout_id).where(JOBS.c.uuid == bindparam("uuid"))
+
+
+_SUMMARIZE = select(JOBS.c.status, func.count()).group_by(JOBS.c.status).order_by(JOBS.c.status)
+
+
+def load_job_by_id(connection: Connection, job_id: int) -> Job:
+    """The job with primary key ``job_id`` (NotFound if missing)."""
+    row = connection.execute(_JOB_BY_ID, {"id": job_id}).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"job with id {job_id} not found")
+    return job_from_row(row)
+
+
+def list_jobs(connection: Connection) -> list[Job]:
+    """Every job, by id."""
+    return [job_from_row(row) for row in connection.execute(_ALL).mappings()]
+
+
+def jobs_in_status(connection: Connection, statuses: Collection[JobStatus]) -> list[Job]:
+    """The jobs in one of ``statuses``, by id."""
+    if not statuses:
+        return []
+    params = {"statuses": [status.value for status in statuses]}
+    return [job_from_row(row) for row in connection.execute(_IN_STATUS, params).mappings()]
+
+
+def deletion_requested(connection: Connection) -> list[UUID]:
+    """Jobs whose deletion was requested, oldest request first."""
+    return list(connection.execute(_DELETION_REQUESTED).scalars())
+
+
+def storage_checkout_id(connection: Connection, uuid: UUID) -> str:
+    """The job's storage checkout id (NotFound if the job is missing)."""
+    checkout = connection.execute(_CHECKOUT, {"uuid": uuid}).scalar_one_or_none()
+    if checkout is None:
+        raise NotFound(f"job {uuid} not found")
+    return str(checkout)
+
+
+def summarize_statuses(connection: Connection) -> dict[JobStatus, int]:
+    """How many jobs are in each status (statuses without jobs are absent)."""
+    return {JobStatus(status): int(count) for status, count in connection.execute(_SUMMARIZE)}
+
+
+_MARK_DELETION = (
+    update(JOBS)
+    .where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(delete_requested_at=bindparam("now"), updated_at=bindparam("now"))
+)
+
+
+_TO_DELETE = (
+    select(JOBS.c.id, JOBS.c.uuid)
+    .where(JOBS.c.updated_at <= bindparam("last_updated_max"))
+    .order_by(JOBS.c.id)
+    .with_for_update()
+)
+
+
+_DELETE_JOB = delete(JOBS).where(JOBS.c.uuid == bindparam("uuid"))
+
+
+def save_job(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Job:
+    """Write ``values`` (column → value; ``updated_at`` included or kept by
+    the caller) to job ``uuid`` and return it (one statement where the
+    dialect has UPDATE … RETURNING)."""
+    statement = update(JOBS).where(JOBS.c.uuid == bindparam("b_uuid")).values(**values)
+    params = {"b_uuid": uuid}
+    if facts_of(connection).update_returning:
+        row = connection.execute(statement.returning(*JOBS.c), params).mappings().one_or_none()
+        if row is None:
+            raise NotFound(f"job {uuid} not found")
+        return job_from_row(row)
+    if connection.execute(statement, params).rowcount == 0:
+        raise NotFound(f"job {uuid} not found")
+    return load_job(connection, uuid)
+
+
+def save_status(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Job:
+    """The job's status (and activity), and whether its tasks may be handed
+    out copied to them (the claim index's predicate): only the tasks whose
+    copy changes are written, none when the job stays active or queued."""
+    job = save_job(connection, uuid, values)
+    copy_job_schedulable(connection, job.id, job.status.value)
+    return job
+
+
+def save_priority(connection: Connection, uuid: UUID, priority: int) -> Job:
+    """The job's priority, and its copy on every task (the claim index's order)."""
+    job = save_job(connection, uuid, {"priority": priority, "updated_at": utcnow()})
+    copy_job_priority(connection, job.id, priority)
+    return job
+
+
+def save_worker_tag(connection: Connection, uuid: UUID, tag: UUID | None) -> Job:
+    """Limit the job to workers with tag ``tag`` (None: any worker)."""
+    tag_id = tag_id_of(connection, tag, f"job {uuid}")
+    return save_job(connection, uuid, {"worker_tag_id": tag_id, "updated_at": utcnow()})
+
+
+def request_deletion(connection: Connection, uuid: UUID) -> Job:
+    """Mark the job for the job deleter."""
+    now = utcnow()
+    return save_job(connection, uuid, {"delete_requested_at": now, "updated_at": now})
+
+
+def request_mass_deletion(connection: Connection, last_updated_max: datetime) -> list[UUID]:
+    """Mark every job last updated at or before ``last_updated_max``; their
+    uuids by id (NotFound if there is none)."""
+    found = connection.execute(_TO_DELETE, {"last_updated_max": last_updated_max}).all()
+    if not found:
+        raise NotFound(f"no job was last updated at or before {last_updated_max.isoformat()}")
+    now = utcnow()
+    for chunk in chunks([row.id for row in found]):
+        connection.execute(_MARK_DELETION, {"ids": list(chunk), "now": now})
+    return [row.uuid for row in found]
+
+
+def delete_job(connection: Connection, uuid: UUID) -> None:
+    """Delete the job; its tasks, their dependencies and failure lists, its
+    blocklist and last-rendered row go with it (ON DELETE CASCADE)."""
+    if connection.execute(_DELETE_JOB, {"uuid": uuid}).rowcount == 0:
+        raise NotFound(f"job {uuid} not found")
+
+
+def _uuid(uuid: object) -> UUID:
+    return uuid_value(uuid, "job uuid")
+
+
 class Jobs:
     """Jobs of the farm model, with their tasks as a whole: store, fetch, save, delete, count."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
 
     def _one_statement(self) -> bool:
-        return update_returning(self._store.runner.dialect)
+        return self._runner.facts.update_returning
 
     # -- storing -----------------------------------------------------------------
 
@@ -74,45 +225,45 @@ class Jobs:
         # while it waits for its turn: the pause is process-wide.
         with collection_paused() if large else nullcontext():
             encoded = encode_authored_job(job)
-        unit = partial(job_writing.store_authored, job=encoded)
-        return await self._store.write(without_collection(unit) if large else unit, offload=large)
+        unit = partial(store_authored, job=encoded)
+        return await self._runner.write(without_collection(unit) if large else unit, offload=large)
 
     async def add_tasks(self, job_uuid: UUID, tasks: Sequence[AuthoredTask]) -> builtins.list[Task]:
         """Append tasks to a stored job (Flamenco's StoreAuthoredJobTask);
         their dependencies may be the job's stored tasks or each other."""
         uuid = _uuid(job_uuid)
         encoded = encode_authored_tasks(tasks)
-        return await self._store.write(
-            partial(job_writing.add_tasks, job_uuid=uuid, tasks=encoded), offload=len(encoded.rows) > OFFLOAD_TASKS
+        return await self._runner.write(
+            partial(add_tasks, job_uuid=uuid, tasks=encoded), offload=len(encoded.rows) > OFFLOAD_TASKS
         )
 
     # -- reading -----------------------------------------------------------------
 
     async def fetch(self, uuid: UUID) -> Job:
         """Job ``uuid`` (NotFound if missing)."""
-        return await self._store.read(partial(job_loading.load_job, uuid=_uuid(uuid)), single_statement=True)
+        return await self._runner.read(partial(load_job, uuid=_uuid(uuid)), single_statement=True)
 
     async def fetch_by_id(self, id: int) -> Job:
         """The job with primary key ``id`` (NotFound if missing)."""
         job_id = integer(id, "job id", ROW_ID)
-        return await self._store.read(partial(job_loading.load_job_by_id, job_id=job_id), single_statement=True)
+        return await self._runner.read(partial(load_job_by_id, job_id=job_id), single_statement=True)
 
     async def list(self) -> builtins.list[Job]:
         """Every job, by id."""
-        return await self._store.read(job_loading.list_jobs, single_statement=True)
+        return await self._runner.read(list_jobs, single_statement=True)
 
     async def in_status(self, *statuses: JobStatus) -> builtins.list[Job]:
         """The jobs in any of ``statuses``, by id."""
         wanted = [enum_value(JobStatus, status, "job status") for status in statuses]
-        return await self._store.read(partial(job_loading.jobs_in_status, statuses=wanted), single_statement=True)
+        return await self._runner.read(partial(jobs_in_status, statuses=wanted), single_statement=True)
 
     async def deletion_requested(self) -> builtins.list[UUID]:
         """Jobs whose deletion was requested, oldest request first (then by id)."""
-        return await self._store.read(job_loading.deletion_requested, single_statement=True)
+        return await self._runner.read(deletion_requested, single_statement=True)
 
     async def storage_checkout_id(self, uuid: UUID) -> str:
         """The job's storage (Shaman) checkout id; "" if none (NotFound if no job)."""
-        return await self._store.read(partial(job_loading.storage_checkout_id, uuid=_uuid(uuid)), single_statement=True)
+        return await self._runner.read(partial(storage_checkout_id, uuid=_uuid(uuid)), single_statement=True)
 
     # -- saving ------------------------------------------------------------------
 
@@ -124,19 +275,19 @@ class Jobs:
             "activity": activity_value(activity, "job"),
             "updated_at": utcnow(),
         }
-        return await self._store.write(partial(job_writing.save_status, uuid=_uuid(uuid), values=values))
+        return await self._runner.write(partial(save_status, uuid=_uuid(uuid), values=values))
 
     async def save_priority(self, uuid: UUID, priority: int) -> Job:
         """Write the job's priority (and updated_at), copied to its tasks for
         the scheduler."""
         value = integer(priority, "job priority", SMALLINT)
-        return await self._store.write(partial(job_writing.save_priority, uuid=_uuid(uuid), priority=value))
+        return await self._runner.write(partial(save_priority, uuid=_uuid(uuid), priority=value))
 
     async def save_worker_tag(self, uuid: UUID, tag: UUID | None) -> Job:
         """Limit the job to workers with tag ``tag``, or None for any worker
         (InvalidReference for an unknown tag)."""
         tag_uuid = None if tag is None else uuid_value(tag, "worker tag uuid")
-        return await self._store.write(partial(job_writing.save_worker_tag, uuid=_uuid(uuid), tag=tag_uuid))
+        return await self._runner.write(partial(save_worker_tag, uuid=_uuid(uuid), tag=tag_uuid))
 
     async def save_storage_info(self, uuid: UUID, checkout_id: str) -> Job:
         """Write the job's storage checkout id. Like Flamenco, this does not
@@ -145,16 +296,16 @@ class Jobs:
         return await self._save(uuid, {"storage_checkout_id": value, "updated_at": JOBS.c.updated_at})
 
     async def _save(self, uuid: UUID, values: dict[str, object]) -> Job:
-        return await self._store.write(
-            partial(job_writing.save_job, uuid=_uuid(uuid), values=values), single_statement=self._one_statement()
+        return await self._runner.write(
+            partial(save_job, uuid=_uuid(uuid), values=values), single_statement=self._one_statement()
         )
 
     # -- deleting ----------------------------------------------------------------
 
     async def request_deletion(self, uuid: UUID) -> Job:
         """Mark the job for deletion: ``delete_requested_at = updated_at = now``."""
-        return await self._store.write(
-            partial(job_writing.request_deletion, uuid=_uuid(uuid)), single_statement=self._one_statement()
+        return await self._runner.write(
+            partial(request_deletion, uuid=_uuid(uuid)), single_statement=self._one_statement()
         )
 
     async def request_mass_deletion(self, last_updated_max: datetime) -> builtins.list[UUID]:
@@ -162,38 +313,36 @@ class Jobs:
         (already marked ones again, as Flamenco does); their uuids by id.
         NotFound if no job qualifies."""
         cutoff = aware_datetime(last_updated_max, "last_updated_max")
-        return await self._store.write(partial(job_writing.request_mass_deletion, last_updated_max=cutoff))
+        return await self._runner.write(partial(request_mass_deletion, last_updated_max=cutoff))
 
     async def delete(self, uuid: UUID) -> None:
         """Delete the job with its tasks, their dependencies and failure
         lists, its blocklist and last-rendered mark (NotFound if missing)."""
-        await self._store.write(partial(job_writing.delete_job, uuid=_uuid(uuid)), single_statement=True)
+        await self._runner.write(partial(delete_job, uuid=_uuid(uuid)), single_statement=True)
 
     # -- the job's tasks ---------------------------------------------------------
 
     async def has_tasks_in_status(self, uuid: UUID, status: TaskStatus) -> bool:
         """Whether any task of the job has ``status``."""
         value = enum_value(TaskStatus, status, "task status")
-        return await self._store.read(
-            partial(job_loading.has_tasks_in_status, uuid=_uuid(uuid), status=value), single_statement=True
+        return await self._runner.read(
+            partial(has_tasks_in_status, uuid=_uuid(uuid), status=value), single_statement=True
         )
 
     async def count_tasks_in_status(self, uuid: UUID, *statuses: TaskStatus) -> tuple[int, int]:
         """(the job's tasks in any of ``statuses``, all the job's tasks), in one query."""
         wanted = _task_statuses(statuses, "task status")
-        return await self._store.read(
-            partial(job_loading.count_tasks_in_status, uuid=_uuid(uuid), statuses=wanted), single_statement=True
+        return await self._runner.read(
+            partial(count_tasks_in_status, uuid=_uuid(uuid), statuses=wanted), single_statement=True
         )
 
     async def summarize_statuses(self) -> dict[JobStatus, int]:
         """How many jobs are in each status; statuses without jobs are absent."""
-        return await self._store.read(job_loading.summarize_statuses, single_statement=True)
+        return await self._runner.read(summarize_statuses, single_statement=True)
 
     async def task_summaries(self, uuid: UUID) -> builtins.list[TaskSummary]:
         """The job's tasks as summaries, by index in the job."""
-        return await self._store.read(
-            partial(job_loading.task_summaries, uuid=_uuid(uuid)), single_statement=True, offload=True
-        )
+        return await self._runner.read(partial(task_summaries, uuid=_uuid(uuid)), single_statement=True, offload=True)
 
     async def update_task_statuses(self, uuid: UUID, status: TaskStatus, activity: str) -> int:
         """Set status and activity of all the job's tasks; how many there are."""
@@ -210,15 +359,15 @@ class Jobs:
         self, uuid: UUID, from_statuses: builtins.list[TaskStatus] | None, status: TaskStatus, activity: str
     ) -> int:
         unit = partial(
-            job_writing.update_task_statuses,
+            update_task_statuses,
             uuid=_uuid(uuid),
             status=enum_value(TaskStatus, status, "task status"),
             activity=activity_value(activity, "task"),
             from_statuses=from_statuses,
         )
-        return await self._store.write(unit)
+        return await self._runner.write(unit)
 
     async def update_task_step_counts(self, uuid: UUID) -> Job:
         """Completed tasks: all steps done; queued tasks: none; then re-sum
         the job's step counters (Flamenco's UpdateJobsTaskStepCounts)."""
-        return await self._store.write(partial(job_writing.update_task_step_counts, uuid=_uuid(uuid)))
+        return await self._runner.write(partial(update_task_step_counts, uuid=_uuid(uuid)))

@@ -8,27 +8,27 @@ the row (``ON DELETE CASCADE``): then nothing was rendered last.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
-from statestore.core.dialect import upsert
+from statestore.core.dialect import facts_of
+from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import uuid_value
 from statestore.errors import NotFound
-from statestore.farm.tables import JOBS as _JOBS
-from statestore.farm.tables import LAST_RENDERED as _LAST
-
-if TYPE_CHECKING:
-    from statestore.store import Store
+from statestore.farm.tables import JOBS, LAST_RENDERED
 
 __all__ = ["LastRendered"]
 
 _SINGLETON_ID = 1
-_JOB_ID = select(_JOBS.c.id).where(_JOBS.c.uuid == bindparam("uuid"))
-_JOB_UUID = select(_JOBS.c.uuid).join(_LAST, _LAST.c.job_id == _JOBS.c.id).where(_LAST.c.id == _SINGLETON_ID)
+_JOB_ID = select(JOBS.c.id).where(JOBS.c.uuid == bindparam("uuid"))
+_JOB_UUID = (
+    select(JOBS.c.uuid)
+    .join(LAST_RENDERED, LAST_RENDERED.c.job_id == JOBS.c.id)
+    .where(LAST_RENDERED.c.id == _SINGLETON_ID)
+)
 
 
 def _set(connection: Connection, job_uuid: UUID) -> None:
@@ -37,7 +37,7 @@ def _set(connection: Connection, job_uuid: UUID) -> None:
         raise NotFound(f"job {job_uuid} not found")
     now = utcnow()
     connection.execute(
-        upsert(connection.dialect, _LAST, "id", ["job_id", "updated_at"]),
+        facts_of(connection).upsert(LAST_RENDERED, "id", ["job_id", "updated_at"]),
         {"id": _SINGLETON_ID, "uuid": uuid4(), "job_id": job_id, "created_at": now, "updated_at": now},
     )
 
@@ -49,14 +49,14 @@ def _get(connection: Connection) -> UUID | None:
 class LastRendered:
     """The last-rendered job: one pointer for the whole farm."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
 
     async def set(self, job_uuid: UUID) -> None:
         """Make job ``job_uuid`` the last rendered one (NotFound if it does not exist)."""
         uuid_value(job_uuid, "job uuid")
-        await self._store.write(partial(_set, job_uuid=job_uuid))
+        await self._runner.write(partial(_set, job_uuid=job_uuid))
 
     async def get(self) -> UUID | None:
         """The uuid of the last-rendered job; None if none was set (or it was deleted)."""
-        return await self._store.read(_get, single_statement=True)
+        return await self._runner.read(_get, single_statement=True)

@@ -24,7 +24,9 @@ __all__ = [
     "AuthoredTask",
     "BlocklistEntry",
     "Command",
+    "FailureRecorded",
     "Job",
+    "ScheduledTask",
     "SleepSchedule",
     "Task",
     "TaskSummary",
@@ -214,3 +216,30 @@ class SleepSchedule:
     next_check: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledTask:
+    """A task handed to a worker, with what the worker needs of its job."""
+
+    task: Task
+    job_priority: int
+    job_type: str
+    newly_claimed: bool
+    """False when the worker already had this task active (rule 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecorded:
+    """What recording one task failure found (:meth:`TaskFailures.record`)."""
+
+    failed_workers: int
+    """Distinct workers in the task's failure list, this one included."""
+    worker_failures_on_job: int
+    """This worker's failed tasks of this job and task type, the current one counted once."""
+    blocklisted: bool
+    """Whether the worker is now blocked from the type on the job, because
+    ``worker_failures_on_job`` reached the threshold."""
+    workers_left: frozenset[UUID]
+    """Live workers still able to run the type on the job (not blocked, in
+    the job's tag if it has one), minus those that failed this task."""

@@ -7,24 +7,211 @@ any SQL), then runs one unit of work: its own transaction, or the caller's
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
+from sqlalchemy import and_, bindparam, case, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+from statestore.core.direct import DirectStatement
+from statestore.core.runner import Runner
+from statestore.core.types import utcnow
 from statestore.core.validate import INTEGER, ROW_ID, SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
-from statestore.errors import InvalidInput
-from statestore.farm import task_loading, task_writing
-from statestore.farm.job_codec import activity_value, encode_commands
+from statestore.errors import InvalidInput, InvalidReference, NotFound
+from statestore.farm.derived import lock_dependents_of, recount, resum_steps
+from statestore.farm.fields import activity_value, encode_commands, task_type_value
+from statestore.farm.lookups import live_worker_id
 from statestore.farm.records import Task, TimedOutTask
-from statestore.farm.statuses import TaskStatus
-from statestore.farm.tables import LENGTHS
-from statestore.farm.worker_codec import task_type
+from statestore.farm.rows import task_from_row
+from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.tables import DEPENDENCIES, JOBS, LENGTHS, TASKS, WORKERS
 
-if TYPE_CHECKING:
-    from statestore.store import Store
+_COLUMNS = (*TASKS.c, JOBS.c.uuid.label("job_uuid"), WORKERS.c.uuid.label("worker_uuid"))
 
-__all__ = ["Tasks"]
+
+_FROM = TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id).outerjoin(WORKERS, WORKERS.c.id == TASKS.c.worker_id)
+
+
+def _tasks() -> Select[Any]:
+    return select(*_COLUMNS).select_from(_FROM)
+
+
+_TASK = _tasks().where(TASKS.c.uuid == bindparam("uuid"))
+
+
+_JOB_UUID = select(JOBS.c.uuid).join(TASKS, TASKS.c.job_id == JOBS.c.id).where(TASKS.c.uuid == bindparam("uuid"))
+
+
+def _of_job(in_status: bool) -> Select[Any]:
+    joined = TASKS.c.job_id == JOBS.c.id
+    if in_status:
+        joined = and_(joined, TASKS.c.status.in_(bindparam("statuses", expanding=True)))
+    source = JOBS.outerjoin(TASKS, joined).outerjoin(WORKERS, WORKERS.c.id == TASKS.c.worker_id)
+    statement = select(*_COLUMNS).select_from(source).where(JOBS.c.uuid == bindparam("job_uuid"))
+    # Flamenco lists a job's tasks in authoring order, but those in given statuses by id.
+    return statement.order_by(TASKS.c.id if in_status else TASKS.c.index_in_job)
+
+
+_OF_JOB = _of_job(in_status=False)
+
+
+_OF_JOB_IN_STATUS = _of_job(in_status=True)
+
+
+_OF_WORKER = (
+    select(*_COLUMNS)
+    .select_from(TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id).join(WORKERS, WORKERS.c.id == TASKS.c.worker_id))
+    .where(WORKERS.c.uuid == bindparam("worker_uuid"), TASKS.c.status == bindparam("status"))
+    .order_by(TASKS.c.id)
+)
+
+
+_OF_WORKER_OF_JOB = _OF_WORKER.where(JOBS.c.uuid == bindparam("job_uuid"))
+
+
+_DEPENDENCY = TASKS.alias("dependency")
+
+
+_DEPENDENCIES = (
+    select(_DEPENDENCY.c.uuid)
+    .select_from(
+        TASKS.outerjoin(DEPENDENCIES, DEPENDENCIES.c.task_id == TASKS.c.id).outerjoin(
+            _DEPENDENCY, _DEPENDENCY.c.id == DEPENDENCIES.c.dependency_id
+        )
+    )
+    .where(TASKS.c.uuid == bindparam("uuid"))
+    .order_by(DEPENDENCIES.c.dependency_id)
+)
+
+
+_RUNNING = case((and_(TASKS.c.status == TaskStatus.ACTIVE.value, JOBS.c.status == JobStatus.ACTIVE.value), 1), else_=0)
+
+
+_CURRENT_OF_WORKER = (
+    select(*_COLUMNS)
+    .select_from(TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id).join(WORKERS, WORKERS.c.id == TASKS.c.worker_id))
+    .where(WORKERS.c.uuid == bindparam("worker_uuid"))
+    .order_by(_RUNNING.desc(), TASKS.c.updated_at.desc(), TASKS.c.id.desc())
+    .limit(1)
+)
+
+
+TIMED_OUT = (
+    select(*_COLUMNS, WORKERS.c.name.label("worker_name"))
+    .select_from(_FROM)
+    .where(TASKS.c.status == TaskStatus.ACTIVE.value, TASKS.c.last_touched_at <= bindparam("untouched_since"))
+    .order_by(TASKS.c.id)
+)
+"""status = 'active' AND last_touched_at <= t: a range scan of ix_tasks_status_last_touched_at."""
+
+
+def load_task(connection: Connection, uuid: UUID) -> Task:
+    """Task ``uuid`` (NotFound if missing)."""
+    row = connection.execute(_TASK, {"uuid": uuid}).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"task {uuid} not found")
+    return task_from_row(row)
+
+
+def job_uuid_of(connection: Connection, uuid: UUID) -> UUID:
+    """The uuid of the job of task ``uuid`` (NotFound if missing)."""
+    job_uuid = connection.execute(_JOB_UUID, {"uuid": uuid}).scalar_one_or_none()
+    if job_uuid is None:
+        raise NotFound(f"task {uuid} not found")
+    return UUID(str(job_uuid)) if not isinstance(job_uuid, UUID) else job_uuid
+
+
+def of_job(connection: Connection, job_uuid: UUID, statuses: Collection[TaskStatus] | None) -> list[Task]:
+    """The job's tasks: all in authoring order, or those in ``statuses`` by id."""
+    if statuses is None:
+        rows = connection.execute(_OF_JOB, {"job_uuid": job_uuid}).mappings().all()
+    else:
+        params = {"job_uuid": job_uuid, "statuses": [status.value for status in statuses] or [""]}
+        rows = connection.execute(_OF_JOB_IN_STATUS, params).mappings().all()
+    if not rows:
+        raise NotFound(f"job {job_uuid} not found")
+    return [task_from_row(row) for row in rows if row["id"] is not None]
+
+
+def of_worker_in_status(
+    connection: Connection, worker_uuid: UUID, status: TaskStatus, job_uuid: UUID | None
+) -> list[Task]:
+    """The worker's tasks in ``status`` (of job ``job_uuid`` only, if given), by id."""
+    params = {"worker_uuid": worker_uuid, "status": status.value}
+    if job_uuid is None:
+        rows = connection.execute(_OF_WORKER, params).mappings()
+    else:
+        rows = connection.execute(_OF_WORKER_OF_JOB, {**params, "job_uuid": job_uuid}).mappings()
+    return [task_from_row(row) for row in rows]
+
+
+def dependencies(connection: Connection, uuid: UUID) -> list[UUID]:
+    """The uuids of the tasks task ``uuid`` depends on, by their id."""
+    found = connection.execute(_DEPENDENCIES, {"uuid": uuid}).scalars().all()
+    if not found:
+        raise NotFound(f"task {uuid} not found")
+    return [dependency for dependency in found if dependency is not None]
+
+
+def current_of_worker(connection: Connection, worker_uuid: UUID) -> Task | None:
+    """Flamenco's FetchWorkerTask: the worker's running task (task and job
+    active) if any, else the task it was given last; None if it has none."""
+    row = connection.execute(_CURRENT_OF_WORKER, {"worker_uuid": worker_uuid}).mappings().one_or_none()
+    return None if row is None else task_from_row(row)
+
+
+def timed_out(connection: Connection, untouched_since: datetime) -> list[TimedOutTask]:
+    """Active tasks not touched since ``untouched_since`` (inclusive), by id."""
+    rows = connection.execute(TIMED_OUT, {"untouched_since": untouched_since}).mappings()
+    return [TimedOutTask(task=task_from_row(row), worker_name=row["worker_name"]) for row in rows]
+
+
+_TOUCH = DirectStatement(
+    update(TASKS)
+    .where(TASKS.c.uuid == bindparam("b_uuid"))
+    .values(last_touched_at=bindparam("last_touched_at"), updated_at=bindparam("updated_at"))
+)
+
+
+def save_task(connection: Connection, uuid: UUID, values: dict[str, Any], *, steps_changed: bool = False) -> Task:
+    """Write ``values`` (column → value) and ``updated_at`` to task ``uuid``.
+
+    With a ``status`` among the values the dependents are recounted; with
+    ``steps_changed`` the job's step counters are re-summed.
+    """
+    # Dependents are locked before the change and recounted after it (see
+    # readiness); the recount is right whatever the old status was.
+    dependents = lock_dependents_of(connection, uuid) if "status" in values else []
+    statement = update(TASKS).where(TASKS.c.uuid == bindparam("b_uuid")).values(**values, updated_at=utcnow())
+    if connection.execute(statement, {"b_uuid": uuid}).rowcount == 0:
+        raise NotFound(f"task {uuid} not found")
+    task = load_task(connection, uuid)
+    if dependents:
+        recount(connection, dependents)
+    if steps_changed:
+        resum_steps(connection, task.job_id)
+    return task
+
+
+def assign_to_worker(connection: Connection, uuid: UUID, worker_uuid: UUID) -> Task:
+    """Record that worker ``worker_uuid`` (not deleted) runs task ``uuid``."""
+    try:
+        worker_id = live_worker_id(connection, worker_uuid)
+    except NotFound:
+        raise InvalidReference(f"task {uuid}: no worker {worker_uuid} found") from None
+    return save_task(connection, uuid, {"worker_id": worker_id})
+
+
+def touched_by_worker(connection: Connection, uuid: UUID) -> None:
+    """The worker reported progress: ``last_touched_at = updated_at = now``."""
+    now = utcnow()
+    if _TOUCH.execute(connection, {"b_uuid": uuid, "last_touched_at": now, "updated_at": now}).rowcount == 0:
+        raise NotFound(f"task {uuid} not found")
+
 
 _STEPS = (0, INTEGER[1])
 
@@ -44,7 +231,7 @@ def _task_values(task: Task) -> dict[str, Any]:
     commands, _ = encode_commands(task.commands, where)
     return {
         "name": text(task.name, LENGTHS["name"], f"{where}.name"),
-        "type": task_type(task.type, f"{where}.type"),
+        "type": task_type_value(task.type, f"{where}.type"),
         "priority": integer(task.priority, f"{where}.priority", SMALLINT),
         "status": enum_value(TaskStatus, task.status, f"{where}.status").value,
         "worker_id": None if task.worker_id is None else integer(task.worker_id, f"{where}.worker_id", ROW_ID),
@@ -61,66 +248,66 @@ def _task_values(task: Task) -> dict[str, Any]:
 class Tasks:
     """Tasks of the farm model one at a time: fetch, save, touch, time out."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
 
     # -- reading -----------------------------------------------------------------
 
     async def fetch(self, uuid: UUID) -> Task:
         """Task ``uuid`` with its job's and worker's uuids (NotFound if missing);
         a soft-deleted worker's uuid is still shown."""
-        return await self._store.read(partial(task_loading.load_task, uuid=_uuid(uuid)), single_statement=True)
+        return await self._runner.read(partial(load_task, uuid=_uuid(uuid)), single_statement=True)
 
     async def job_uuid_of(self, uuid: UUID) -> UUID:
         """The uuid of the task's job (NotFound if the task is missing)."""
-        return await self._store.read(partial(task_loading.job_uuid_of, uuid=_uuid(uuid)), single_statement=True)
+        return await self._runner.read(partial(job_uuid_of, uuid=_uuid(uuid)), single_statement=True)
 
     async def of_job(self, job_uuid: UUID) -> list[Task]:
         """The job's tasks in authoring order (NotFound if the job is missing)."""
-        unit = partial(task_loading.of_job, job_uuid=_uuid(job_uuid, "job uuid"), statuses=None)
-        return await self._store.read(unit, single_statement=True, offload=True)
+        unit = partial(of_job, job_uuid=_uuid(job_uuid, "job uuid"), statuses=None)
+        return await self._runner.read(unit, single_statement=True, offload=True)
 
     async def of_job_in_status(self, job_uuid: UUID, *statuses: TaskStatus) -> list[Task]:
         """The job's tasks in any of ``statuses``, by id (NotFound if the job is missing)."""
         wanted = [enum_value(TaskStatus, status, "task status") for status in statuses]
-        unit = partial(task_loading.of_job, job_uuid=_uuid(job_uuid, "job uuid"), statuses=wanted)
-        return await self._store.read(unit, single_statement=True)
+        unit = partial(of_job, job_uuid=_uuid(job_uuid, "job uuid"), statuses=wanted)
+        return await self._runner.read(unit, single_statement=True)
 
     async def of_worker_in_status(self, worker_uuid: UUID, status: TaskStatus) -> list[Task]:
         """The worker's tasks in ``status``, by id (none for an unknown worker)."""
         unit = partial(
-            task_loading.of_worker_in_status,
+            of_worker_in_status,
             worker_uuid=_uuid(worker_uuid, "worker uuid"),
             status=enum_value(TaskStatus, status, "task status"),
             job_uuid=None,
         )
-        return await self._store.read(unit, single_statement=True)
+        return await self._runner.read(unit, single_statement=True)
 
     async def of_worker_in_status_of_job(self, worker_uuid: UUID, status: TaskStatus, job_uuid: UUID) -> list[Task]:
         """The worker's tasks in ``status`` of job ``job_uuid``, by id."""
         unit = partial(
-            task_loading.of_worker_in_status,
+            of_worker_in_status,
             worker_uuid=_uuid(worker_uuid, "worker uuid"),
             status=enum_value(TaskStatus, status, "task status"),
             job_uuid=_uuid(job_uuid, "job uuid"),
         )
-        return await self._store.read(unit, single_statement=True)
+        return await self._runner.read(unit, single_statement=True)
 
     async def dependencies(self, uuid: UUID) -> list[UUID]:
         """The uuids of the tasks this one depends on, by their id (NotFound if missing)."""
-        return await self._store.read(partial(task_loading.dependencies, uuid=_uuid(uuid)), single_statement=True)
+        return await self._runner.read(partial(dependencies, uuid=_uuid(uuid)), single_statement=True)
 
     async def current_of_worker(self, worker_uuid: UUID) -> Task | None:
         """The worker's current task (Flamenco's FetchWorkerTask): one that is
         active in an active job first, else the one updated last; None if the
         worker has no task."""
-        unit = partial(task_loading.current_of_worker, worker_uuid=_uuid(worker_uuid, "worker uuid"))
-        return await self._store.read(unit, single_statement=True)
+        unit = partial(current_of_worker, worker_uuid=_uuid(worker_uuid, "worker uuid"))
+        return await self._runner.read(unit, single_statement=True)
 
     async def timed_out(self, untouched_since: datetime) -> list[TimedOutTask]:
         """Active tasks last touched at or before ``untouched_since``, by id."""
         cutoff = aware_datetime(untouched_since, "untouched_since")
-        return await self._store.read(partial(task_loading.timed_out, untouched_since=cutoff), single_statement=True)
+        return await self._runner.read(partial(timed_out, untouched_since=cutoff), single_statement=True)
 
     # -- writing -----------------------------------------------------------------
 
@@ -128,33 +315,33 @@ class Tasks:
         """Write every mutable field of ``task`` (name, type, priority, status,
         worker, last touched, commands, activity, steps); returns it as stored."""
         values = _task_values(task)
-        unit = partial(task_writing.save_task, uuid=_uuid(task.uuid), values=values, steps_changed=True)
-        return await self._store.write(unit)
+        unit = partial(save_task, uuid=_uuid(task.uuid), values=values, steps_changed=True)
+        return await self._runner.write(unit)
 
     async def save_status(self, uuid: UUID, status: TaskStatus, activity: str | None = None) -> Task:
         """Write the task's status (and activity, unless None)."""
         values: dict[str, Any] = {"status": _status(status)}
         if activity is not None:
             values["activity"] = activity_value(activity, "task")
-        return await self._store.write(partial(task_writing.save_task, uuid=_uuid(uuid), values=values))
+        return await self._runner.write(partial(save_task, uuid=_uuid(uuid), values=values))
 
     async def save_activity(self, uuid: UUID, activity: str) -> Task:
         """Write the task's activity only (its status is not saved)."""
         values = {"activity": activity_value(activity, "task")}
-        return await self._store.write(partial(task_writing.save_task, uuid=_uuid(uuid), values=values))
+        return await self._runner.write(partial(save_task, uuid=_uuid(uuid), values=values))
 
     async def save_steps_completed(self, uuid: UUID, steps_completed: int) -> Task:
         """Write the task's completed steps, then re-sum its job's counters."""
         values = {"steps_completed": integer(steps_completed, "task steps_completed", _STEPS)}
-        unit = partial(task_writing.save_task, uuid=_uuid(uuid), values=values, steps_changed=True)
-        return await self._store.write(unit)
+        unit = partial(save_task, uuid=_uuid(uuid), values=values, steps_changed=True)
+        return await self._runner.write(unit)
 
     async def assign_to_worker(self, uuid: UUID, worker_uuid: UUID) -> Task:
         """Assign the task to a worker (InvalidReference for an unknown or deleted worker)."""
-        unit = partial(task_writing.assign_to_worker, uuid=_uuid(uuid), worker_uuid=_uuid(worker_uuid, "worker uuid"))
-        return await self._store.write(unit)
+        unit = partial(assign_to_worker, uuid=_uuid(uuid), worker_uuid=_uuid(worker_uuid, "worker uuid"))
+        return await self._runner.write(unit)
 
     async def touched_by_worker(self, uuid: UUID) -> None:
         """The worker's heartbeat on its task: ``last_touched_at = updated_at = now``,
         one statement (NotFound if the task is missing)."""
-        await self._store.write(partial(task_writing.touched_by_worker, uuid=_uuid(uuid)), single_statement=True)
+        await self._runner.write(partial(touched_by_worker, uuid=_uuid(uuid)), single_statement=True)

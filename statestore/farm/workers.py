@@ -17,24 +17,241 @@ import builtins
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 from uuid import UUID, uuid4
 
+from sqlalchemy import Uuid, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BindParameter
+
 from statestore.core.coalesce import Coalescer
-from statestore.core.dialect import update_returning
-from statestore.core.runner import current_transaction
-from statestore.core.validate import ROW_ID, aware_datetime, enum_value, integer, uuid_value
+from statestore.core.dialect import facts_of
+from statestore.core.direct import DirectStatement
+from statestore.core.runner import Runner, current_transaction
+from statestore.core.types import utcnow
+from statestore.core.validate import ROW_ID, aware_datetime, enum_value, integer, text, uuid_value
 from statestore.errors import InvalidInput, NotFound
-from statestore.farm import worker_loading, worker_writing
+from statestore.farm.fields import boolean, optional_datetime, task_types
+from statestore.farm.lookups import LIVE
 from statestore.farm.records import Worker
+from statestore.farm.rows import WORKER_COLUMNS, worker_from_row
 from statestore.farm.secrets import MAX_SECRET_LENGTH, check_secret, hash_secret, secret_matches
 from statestore.farm.statuses import WorkerStatus
-from statestore.farm.worker_codec import boolean, worker_values
+from statestore.farm.tables import LENGTHS, WORKERS
 
-if TYPE_CHECKING:
-    from statestore.store import Store
+WORKER_BY_UUID = select(*WORKER_COLUMNS).where(WORKERS.c.uuid == bindparam("uuid"), LIVE)
 
-__all__ = ["Workers"]
+
+_BY_ID = select(*WORKER_COLUMNS).where(WORKERS.c.id == bindparam("id"), LIVE)
+
+
+_ALL = select(*WORKER_COLUMNS).where(LIVE).order_by(WORKERS.c.id)
+
+
+_SECRET_HASH = select(WORKERS.c.secret_hash).where(WORKERS.c.uuid == bindparam("uuid"), LIVE)
+
+
+_STATUS_COUNTS = (
+    select(WORKERS.c.status, func.count().label("count"))
+    .where(LIVE)
+    .group_by(WORKERS.c.status)
+    .order_by(WORKERS.c.status)
+)
+
+
+# Served by ix_workers_last_seen_at: the range on last_seen_at comes first.
+_TIMED_OUT = (
+    select(*WORKER_COLUMNS)
+    .where(
+        WORKERS.c.last_seen_at <= bindparam("before"),
+        LIVE,
+        WORKERS.c.status.not_in([WorkerStatus.ERROR.value, WorkerStatus.OFFLINE.value]),
+    )
+    .order_by(WORKERS.c.id)
+)
+
+
+def load_worker(connection: Connection, uuid: UUID) -> Worker:
+    """Worker ``uuid`` (NotFound if absent or soft-deleted)."""
+    row = connection.execute(WORKER_BY_UUID, {"uuid": uuid}).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"worker {uuid} not found")
+    return worker_from_row(row)
+
+
+def load_worker_by_id(connection: Connection, worker_id: int) -> Worker:
+    """The worker with primary key ``worker_id`` (NotFound if absent or soft-deleted)."""
+    row = connection.execute(_BY_ID, {"id": worker_id}).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"worker with id {worker_id} not found")
+    return worker_from_row(row)
+
+
+def list_workers(connection: Connection) -> list[Worker]:
+    """Every worker not soft-deleted, in creation (id) order."""
+    return [worker_from_row(row) for row in connection.execute(_ALL).mappings()]
+
+
+def secret_hash_of(connection: Connection, uuid: UUID) -> str | None:
+    """The stored secret hash of worker ``uuid``; None if absent or soft-deleted."""
+    return connection.execute(_SECRET_HASH, {"uuid": uuid}).scalar_one_or_none()
+
+
+def summarize_statuses(connection: Connection) -> dict[WorkerStatus, int]:
+    """How many workers (not soft-deleted) are in each status; absent statuses are left out."""
+    return {WorkerStatus(status): int(count) for status, count in connection.execute(_STATUS_COUNTS)}
+
+
+def timed_out(connection: Connection, before: datetime) -> list[Worker]:
+    """Workers last seen at or before ``before`` that are not already in
+    error or offline (and not soft-deleted), in id order."""
+    return [worker_from_row(row) for row in connection.execute(_TIMED_OUT, {"before": before}).mappings()]
+
+
+MUTABLE_COLUMNS = (
+    "name",
+    "address",
+    "platform",
+    "software",
+    "status",
+    "last_seen_at",
+    "status_requested",
+    "lazy_status_request",
+    "supported_task_types",
+    "can_restart",
+)
+"""What :func:`save_worker` writes (besides ``updated_at``)."""
+
+
+STATUS_COLUMNS = ("status", "status_requested", "lazy_status_request")
+"""What :func:`save_status` writes (besides ``updated_at``)."""
+
+
+def _live_update(columns: tuple[str, ...]) -> Update:
+    values: dict[str, BindParameter[Any]] = {name: bindparam(name) for name in (*columns, "updated_at")}
+    return update(WORKERS).where(WORKERS.c.uuid == bindparam("b_uuid"), LIVE).values(values)
+
+
+_SAVE = _live_update(MUTABLE_COLUMNS)
+
+
+_SAVE_STATUS = _live_update(STATUS_COLUMNS)
+
+
+_SET_SECRET = _live_update(("secret_hash",))
+
+
+_SEEN = DirectStatement(_live_update(("last_seen_at",)))
+
+
+_SOFT_DELETE = _live_update(("deleted_at",))
+
+
+# PostgreSQL: one array parameter, so one prepared statement for any batch size.
+_SEEN_MANY = DirectStatement(
+    update(WORKERS)
+    .where(WORKERS.c.uuid == any_(bindparam("uuids", type_=ARRAY(Uuid()))), LIVE)
+    .values(last_seen_at=bindparam("last_seen_at"), updated_at=bindparam("updated_at"))
+    .returning(WORKERS.c.uuid)
+)
+
+
+def create_worker(connection: Connection, values: dict[str, Any]) -> Worker:
+    """Insert a worker (``values`` holds every column but id and the timestamps)."""
+    now = utcnow()
+    row = {**values, "created_at": now, "updated_at": now, "deleted_at": None}
+    result = connection.execute(insert(WORKERS).values(row))
+    (worker_id,) = result.inserted_primary_key or (None,)
+    return worker_from_row({**row, "id": worker_id})
+
+
+def _update_returning_worker(connection: Connection, statement: Update, params: dict[str, Any]) -> Worker:
+    """Run ``statement`` on one live worker and return it as stored afterwards."""
+    if facts_of(connection).update_returning:
+        row = connection.execute(statement.returning(*WORKER_COLUMNS), params).mappings().one_or_none()
+    else:
+        matched = connection.execute(statement, params).rowcount
+        row = connection.execute(WORKER_BY_UUID, {"uuid": params["b_uuid"]}).mappings().one() if matched else None
+    if row is None:
+        raise NotFound(f"worker {params['b_uuid']} not found")
+    return worker_from_row(row)
+
+
+def save_worker(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Worker:
+    """Write every mutable column of worker ``uuid``."""
+    params = {name: values[name] for name in MUTABLE_COLUMNS}
+    return _update_returning_worker(connection, _SAVE, {**params, "updated_at": utcnow(), "b_uuid": uuid})
+
+
+def save_status(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Worker:
+    """Write only the status, the requested status and the lazy flag of worker ``uuid``."""
+    params = {name: values[name] for name in STATUS_COLUMNS}
+    return _update_returning_worker(connection, _SAVE_STATUS, {**params, "updated_at": utcnow(), "b_uuid": uuid})
+
+
+def _update_one(connection: Connection, statement: Update, params: dict[str, Any]) -> None:
+    if connection.execute(statement, params).rowcount == 0:
+        raise NotFound(f"worker {params['b_uuid']} not found")
+
+
+def set_secret_hash(connection: Connection, uuid: UUID, secret_hash: str) -> None:
+    """Replace the secret hash of worker ``uuid``."""
+    _update_one(connection, _SET_SECRET, {"secret_hash": secret_hash, "updated_at": utcnow(), "b_uuid": uuid})
+
+
+def mark_seen(connection: Connection, uuid: UUID) -> None:
+    """The heartbeat: ``last_seen_at = updated_at = now``, one statement."""
+    now = utcnow()
+    if _SEEN.execute(connection, {"last_seen_at": now, "updated_at": now, "b_uuid": uuid}).rowcount == 0:
+        raise NotFound(f"worker {uuid} not found")
+
+
+def mark_seen_many(connection: Connection, uuids: list[UUID]) -> set[UUID]:
+    """The heartbeats of many workers in one statement (PostgreSQL); the
+    uuids of the live workers it found."""
+    now = utcnow()
+    found = _SEEN_MANY.execute(connection, {"uuids": uuids, "last_seen_at": now, "updated_at": now}).rows
+    return {uuid for (uuid,) in found}
+
+
+def soft_delete(connection: Connection, uuid: UUID) -> None:
+    """Mark worker ``uuid`` deleted; its rows elsewhere stay (no cascade fires)."""
+    now = utcnow()
+    _update_one(connection, _SOFT_DELETE, {"deleted_at": now, "updated_at": now, "b_uuid": uuid})
+
+
+def worker_values(
+    *,
+    name: object,
+    address: object,
+    platform: object,
+    software: object,
+    status: object,
+    last_seen_at: object,
+    status_requested: object,
+    lazy_status_request: object,
+    supported_task_types: object,
+    can_restart: object,
+) -> dict[str, Any]:
+    """Validated values of a worker's mutable columns."""
+    where = f"worker {name!r}" if isinstance(name, str) else "worker"
+    requested = (
+        None if status_requested is None else enum_value(WorkerStatus, status_requested, f"{where}.status_requested")
+    )
+    return {
+        "name": text(name, LENGTHS["name"], f"{where}.name"),
+        "address": text(address, LENGTHS["address"], f"{where}.address"),
+        "platform": text(platform, LENGTHS["platform"], f"{where}.platform"),
+        "software": text(software, LENGTHS["software"], f"{where}.software"),
+        "status": enum_value(WorkerStatus, status, f"{where}.status").value,
+        "last_seen_at": optional_datetime(last_seen_at, f"{where}.last_seen_at"),
+        "status_requested": "" if requested is None else requested.value,
+        "lazy_status_request": boolean(lazy_status_request, f"{where}.lazy_status_request"),
+        "supported_task_types": task_types(supported_task_types, f"{where}.supported_task_types"),
+        "can_restart": boolean(can_restart, f"{where}.can_restart"),
+    }
 
 
 def _missing(uuid: UUID) -> NotFound:
@@ -44,15 +261,15 @@ def _missing(uuid: UUID) -> NotFound:
 class Workers:
     """Workers of the farm model: create, fetch, save, heartbeat, soft delete."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
         self._heartbeats: Coalescer[UUID] | None = None
-        if store.runner.dialect.name == "postgresql":
+        if runner.facts.coalesce_heartbeats:
             self._heartbeats = Coalescer(self._seen_many, self._seen_alone, _missing)
 
     def _one_statement_update(self) -> bool:
         """An update returning the row is one statement, except on MariaDB."""
-        return update_returning(self._store.runner.dialect)
+        return self._runner.facts.update_returning
 
     async def create(
         self,
@@ -86,7 +303,7 @@ class Workers:
         values["uuid"] = uuid4() if uuid is None else uuid_value(uuid, f"worker {name!r}.uuid")
         check_secret(secret)
         values["secret_hash"] = await asyncio.to_thread(hash_secret, secret)
-        return await self._store.write(partial(worker_writing.create_worker, values=values), single_statement=True)
+        return await self._runner.write(partial(create_worker, values=values), single_statement=True)
 
     async def verify_secret(self, uuid: UUID, secret: str) -> bool:
         """Whether ``secret`` is worker ``uuid``'s secret. False for an unknown
@@ -95,7 +312,7 @@ class Workers:
         uuid_value(uuid, "worker uuid")
         if not isinstance(secret, str):
             check_secret(secret)  # raises InvalidInput naming the type only
-        stored = await self._store.read(partial(worker_loading.secret_hash_of, uuid=uuid), single_statement=True)
+        stored = await self._runner.read(partial(secret_hash_of, uuid=uuid), single_statement=True)
         if not secret or len(secret) > MAX_SECRET_LENGTH:
             stored = None  # no stored secret is like this; still hash, as for a miss
         return await asyncio.to_thread(secret_matches, secret[:MAX_SECRET_LENGTH], stored)
@@ -105,23 +322,21 @@ class Workers:
         uuid_value(uuid, "worker uuid")
         check_secret(secret)
         secret_hash = await asyncio.to_thread(hash_secret, secret)
-        await self._store.write(
-            partial(worker_writing.set_secret_hash, uuid=uuid, secret_hash=secret_hash), single_statement=True
-        )
+        await self._runner.write(partial(set_secret_hash, uuid=uuid, secret_hash=secret_hash), single_statement=True)
 
     async def fetch(self, uuid: UUID) -> Worker:
         """Worker ``uuid`` (NotFound if absent or soft-deleted)."""
         uuid_value(uuid, "worker uuid")
-        return await self._store.read(partial(worker_loading.load_worker, uuid=uuid), single_statement=True)
+        return await self._runner.read(partial(load_worker, uuid=uuid), single_statement=True)
 
     async def fetch_by_id(self, id: int) -> Worker:
         """The worker with primary key ``id`` (NotFound if absent or soft-deleted)."""
         integer(id, "worker id", ROW_ID)
-        return await self._store.read(partial(worker_loading.load_worker_by_id, worker_id=id), single_statement=True)
+        return await self._runner.read(partial(load_worker_by_id, worker_id=id), single_statement=True)
 
     async def list(self) -> builtins.list[Worker]:
         """Every worker not soft-deleted, in creation (id) order."""
-        return await self._store.read(worker_loading.list_workers, single_statement=True)
+        return await self._runner.read(list_workers, single_statement=True)
 
     async def save(self, worker: Worker) -> Worker:
         """Write every mutable field of ``worker`` (name, address, platform,
@@ -143,8 +358,8 @@ class Workers:
             supported_task_types=worker.supported_task_types,
             can_restart=worker.can_restart,
         )
-        return await self._store.write(
-            partial(worker_writing.save_worker, uuid=uuid, values=values),
+        return await self._runner.write(
+            partial(save_worker, uuid=uuid, values=values),
             single_statement=self._one_statement_update(),
         )
 
@@ -159,8 +374,8 @@ class Workers:
             "status_requested": "" if requested is None else enum_value(WorkerStatus, requested, "requested").value,
             "lazy_status_request": boolean(lazy, "lazy"),
         }
-        return await self._store.write(
-            partial(worker_writing.save_status, uuid=uuid, values=values),
+        return await self._runner.write(
+            partial(save_status, uuid=uuid, values=values),
             single_statement=self._one_statement_update(),
         )
 
@@ -172,16 +387,16 @@ class Workers:
         (outside an explicit transaction) share one UPDATE and its time.
         """
         uuid_value(uuid, "worker uuid")
-        if self._heartbeats is None or current_transaction(self._store.runner) is not None:
+        if self._heartbeats is None or current_transaction(self._runner) is not None:
             await self._seen_alone(uuid)
         else:
             await self._heartbeats.submit(uuid)
 
     async def _seen_alone(self, uuid: UUID) -> None:
-        await self._store.write(partial(worker_writing.mark_seen, uuid=uuid), single_statement=True)
+        await self._runner.write(partial(mark_seen, uuid=uuid), single_statement=True)
 
     async def _seen_many(self, uuids: builtins.list[UUID]) -> set[UUID]:
-        return await self._store.write(partial(worker_writing.mark_seen_many, uuids=uuids), single_statement=True)
+        return await self._runner.write(partial(mark_seen_many, uuids=uuids), single_statement=True)
 
     async def delete(self, uuid: UUID) -> None:
         """Soft-delete worker ``uuid`` (NotFound if absent or already deleted).
@@ -191,14 +406,14 @@ class Workers:
         ignore soft-deleted workers).
         """
         uuid_value(uuid, "worker uuid")
-        await self._store.write(partial(worker_writing.soft_delete, uuid=uuid), single_statement=True)
+        await self._runner.write(partial(soft_delete, uuid=uuid), single_statement=True)
 
     async def summarize_statuses(self) -> dict[WorkerStatus, int]:
         """How many workers (not soft-deleted) are in each status; statuses no worker has are left out."""
-        return await self._store.read(worker_loading.summarize_statuses, single_statement=True)
+        return await self._runner.read(summarize_statuses, single_statement=True)
 
     async def timed_out(self, last_seen_before: datetime) -> builtins.list[Worker]:
         """Workers last seen at or before ``last_seen_before`` that are not in
         error or offline already (nor soft-deleted), in id order."""
         before = aware_datetime(last_seen_before, "last_seen_before")
-        return await self._store.read(partial(worker_loading.timed_out, before=before), single_statement=True)
+        return await self._runner.read(partial(timed_out, before=before), single_statement=True)

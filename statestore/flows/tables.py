@@ -1,17 +1,27 @@
-"""Tables of the flow model: logbooks → flow details → atom details."""
+"""Tables of the flow model (logbooks → flow details → atom details) and the
+Core handles the units build their statements on."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from statestore.core.base import Base, EntityColumns, IdType, one_of
 from statestore.core.types import JSONType
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 
-__all__ = ["NAME_LENGTH", "VERSION_LENGTH", "AtomDetailRow", "FlowDetailRow", "LogBookRow"]
+__all__ = [
+    "ATOMS",
+    "BOOKS",
+    "FLOWS",
+    "NAME_LENGTH",
+    "VERSION_LENGTH",
+    "AtomDetailRow",
+    "FlowDetailRow",
+    "LogBookRow",
+]
 
 NAME_LENGTH = 255
 VERSION_LENGTH = 64
@@ -60,3 +70,8 @@ class AtomDetailRow(EntityColumns, Base):
     revert_failure: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     version: Mapped[str | None] = mapped_column(String(VERSION_LENGTH))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+BOOKS = cast(Table, LogBookRow.__table__)
+FLOWS = cast(Table, FlowDetailRow.__table__)
+ATOMS = cast(Table, AtomDetailRow.__table__)

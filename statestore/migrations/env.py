@@ -7,7 +7,7 @@ from typing import Any, Literal
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
-import statestore.models  # noqa: F401  (registers every table on Base.metadata)
+import statestore.schema.metadata  # noqa: F401  (registers every table on Base.metadata)
 from statestore.core.base import Base
 from statestore.core.types import UTCDateTime
 

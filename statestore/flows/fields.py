@@ -1,4 +1,4 @@
-"""Records ↔ rows of the flow tables, with every check done before any SQL.
+"""Records → the column values stored for them, every check done before any SQL.
 
 Validation happens here, in Python, so that SQLite (which enforces neither
 VARCHAR lengths nor JSON types) rejects exactly what PostgreSQL and MariaDB
@@ -8,7 +8,6 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from statestore.core.types import ensure_json
@@ -18,15 +17,7 @@ from statestore.flows.records import AtomDetail, Failure, FlowDetail, LogBook, R
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 from statestore.flows.tables import NAME_LENGTH, VERSION_LENGTH
 
-__all__ = [
-    "MUTABLE_ATOM_COLUMNS",
-    "atom_from_row",
-    "atom_values",
-    "book_from_row",
-    "book_values",
-    "flow_from_row",
-    "flow_values",
-]
+__all__ = ["MUTABLE_ATOM_COLUMNS", "atom_values", "book_values", "flow_values"]
 
 MUTABLE_ATOM_COLUMNS = (
     "state",
@@ -113,60 +104,3 @@ def book_values(book: LogBook) -> dict[str, Any]:
         "name": text(book.name, NAME_LENGTH, f"{where}.name"),
         "meta": json_object(book.meta, f"{where}.meta"),
     }
-
-
-def _failure_from(value: Any) -> Failure | None:
-    return None if value is None else Failure.from_dict(value)
-
-
-def atom_from_row(row: Mapping[Any, Any]) -> AtomDetail:
-    """Rebuild an atom record from its stored columns."""
-    kind = AtomKind(row["kind"])
-    results = row["results"]
-    if kind is AtomKind.RETRY and results is not None:
-        # Each entry keeps its own data: TaskFlow's decoder reused the loop
-        # variable and replaced the data by the last failure dict.
-        results = [
-            RetryAttempt(data=data, failures={atom: Failure.from_dict(failure) for atom, failure in failures.items()})
-            for data, failures in results
-        ]
-    return AtomDetail(
-        name=row["name"],
-        kind=kind,
-        uuid=row["uuid"],
-        state=None if row["state"] is None else AtomState(row["state"]),
-        intention=Intention(row["intention"]),
-        results=results,
-        failure=_failure_from(row["failure"]),
-        revert_results=row["revert_results"],
-        revert_failure=_failure_from(row["revert_failure"]),
-        version=row["version"],
-        meta=row["meta"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def flow_from_row(row: Mapping[Any, Any], atoms: list[AtomDetail] | None = None) -> FlowDetail:
-    """Rebuild a flow detail record (with ``atoms`` if loaded)."""
-    return FlowDetail(
-        name=row["name"],
-        uuid=row["uuid"],
-        state=None if row["state"] is None else FlowState(row["state"]),
-        meta=row["meta"],
-        atoms=atoms if atoms is not None else [],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def book_from_row(row: Mapping[Any, Any], flows: list[FlowDetail] | None = None) -> LogBook:
-    """Rebuild a logbook record (with ``flows`` if loaded)."""
-    return LogBook(
-        name=row["name"],
-        uuid=row["uuid"],
-        meta=row["meta"],
-        flows=flows if flows is not None else [],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )

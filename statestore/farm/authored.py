@@ -1,45 +1,27 @@
-"""Authored jobs and tasks → column values, and stored rows → records.
+"""Checking and encoding a submitted job (:class:`AuthoredJob`) and its tasks, before any SQL.
 
-Every check runs here, in Python, before any SQL, so that SQLite (which
-enforces neither VARCHAR lengths nor SMALLINT ranges) refuses exactly what
-PostgreSQL and MariaDB refuse, naming the job or task and the field. The
-dependency graph of a submission is checked whole: references, duplicates,
-self-dependencies and cycles, so a job is never half stored.
-
-Job submission is a bulk path (10,000 tasks is a normal render job), so the
-per-task work is kept to plain dict building and the checks that must run.
+Every field is checked with a message naming the task and the field; the
+dependency graph is checked whole (no unknown reference, no duplicate, no
+self-dependency, no cycle), so a refused submission writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from statestore.core.validate import INTEGER, SMALLINT, enum_value, integer, json_object, text, uuid_value
+from statestore.core.validate import SMALLINT, enum_value, integer, json_object, text, uuid_value
 from statestore.errors import InvalidInput, InvalidReference
-from statestore.farm.records import AuthoredJob, AuthoredTask, Command, Job, Task, TaskSummary
-from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.fields import STEPS_MAX, encode_commands, task_type_value
+from statestore.farm.records import AuthoredJob, AuthoredTask
+from statestore.farm.statuses import JobStatus
 from statestore.farm.tables import LENGTHS
-from statestore.farm.worker_codec import task_type
-
-__all__ = [
-    "EncodedJob",
-    "EncodedTasks",
-    "activity_value",
-    "commands_from_json",
-    "encode_authored_job",
-    "encode_authored_tasks",
-    "encode_commands",
-    "job_from_row",
-    "summary_from_row",
-    "task_from_row",
-]
 
 _NAME = LENGTHS["name"]
+
+
 _TYPE = LENGTHS["type"]
-_STEPS_MAX = INTEGER[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,51 +54,6 @@ def _label(task: object) -> str:
     return f"task {name!r}"
 
 
-def encode_commands(commands: object, where: str) -> tuple[list[dict[str, Any]], int]:
-    """Commands as stored JSON, and the task's ``steps_total``
-    (the sum of ``max(1, total_step_count)``)."""
-    if not isinstance(commands, (list, tuple)):
-        raise InvalidInput(f"{where}.commands: expected a list of Command, got {type(commands).__name__}")
-    encoded: list[dict[str, Any]] = []
-    steps = 0
-    for position, command in enumerate(commands):
-        if not isinstance(command, Command):
-            raise InvalidInput(f"{where}.commands[{position}]: expected a Command, got {type(command).__name__}")
-        count = command.total_step_count
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InvalidInput(
-                f"{where}.commands[{position}].total_step_count: expected a non-negative integer, got {count!r}"
-            )
-        name = command.name
-        if not isinstance(name, str):
-            raise InvalidInput(f"{where}.commands[{position}].name: expected a string, got {type(name).__name__}")
-        parameters = command.parameters
-        if parameters:
-            parameters = json_object(parameters, f"{where}.commands[{position}].parameters")
-        elif not isinstance(parameters, Mapping):
-            raise InvalidInput(f"{where}.commands[{position}].parameters: expected a dict")
-        else:
-            parameters = {}
-        encoded.append({"name": name, "parameters": parameters, "total_step_count": count})
-        steps += count if count > 1 else 1
-    if steps > _STEPS_MAX:
-        raise InvalidInput(f"{where}.commands: {steps} steps in total, at most {_STEPS_MAX} allowed")
-    return encoded, steps
-
-
-def commands_from_json(value: Sequence[Mapping[str, Any]]) -> tuple[Command, ...]:
-    """Stored commands back as records."""
-    return tuple(
-        Command(command["name"], command.get("parameters") or {}, command.get("total_step_count", 0))
-        for command in value
-    )
-
-
-def activity_value(activity: object, where: str) -> str:
-    """An activity text (VARCHAR 255)."""
-    return text(activity, LENGTHS["activity"], f"{where}.activity")
-
-
 def _encode_task(task: object) -> tuple[dict[str, Any], list[UUID]]:
     if not isinstance(task, AuthoredTask):
         raise InvalidInput(f"expected an AuthoredTask, got {type(task).__name__}")
@@ -131,7 +68,7 @@ def _encode_task(task: object) -> tuple[dict[str, Any], list[UUID]]:
     row = {
         "uuid": uuid_value(task.uuid, f"{where}.uuid"),
         "name": text(task.name, _NAME, f"{where}.name"),
-        "type": task_type(task.type, f"{where}.type"),
+        "type": task_type_value(task.type, f"{where}.type"),
         "priority": integer(task.priority, f"{where}.priority", SMALLINT),
         "commands": commands,
         "steps_total": steps,
@@ -228,8 +165,8 @@ def encode_authored_job(job: object) -> EncodedJob:
         raise InvalidInput(f"expected an AuthoredJob, got {type(job).__name__}")
     where = f"job {job.name!r}"
     tasks = _encode_tasks(job.tasks, closed=True)
-    if tasks.steps_total > _STEPS_MAX:
-        raise InvalidInput(f"{where}: {tasks.steps_total} steps in total, at most {_STEPS_MAX} allowed")
+    if tasks.steps_total > STEPS_MAX:
+        raise InvalidInput(f"{where}: {tasks.steps_total} steps in total, at most {STEPS_MAX} allowed")
     tag = None if job.worker_tag is None else uuid_value(job.worker_tag, f"{where}.worker_tag")
     values = {
         "uuid": uuid_value(job.uuid, f"{where}.uuid"),
@@ -254,66 +191,3 @@ def encode_authored_tasks(tasks: object) -> EncodedTasks:
     """Validate tasks to add to a stored job; their dependencies outside the
     given tasks are checked against the job's tasks when stored."""
     return _encode_tasks(tasks, closed=False)
-
-
-def job_from_row(row: Mapping[Any, Any]) -> Job:
-    """A job record from its ``jobs`` row."""
-    return Job(
-        id=row["id"],
-        uuid=row["uuid"],
-        name=row["name"],
-        job_type=row["job_type"],
-        priority=row["priority"],
-        status=JobStatus(row["status"]),
-        activity=row["activity"],
-        settings=row["settings"],
-        metadata=row["metadata"],
-        delete_requested_at=row["delete_requested_at"],
-        storage_checkout_id=row["storage_checkout_id"],
-        worker_tag_id=row["worker_tag_id"],
-        steps_completed=row["steps_completed"],
-        steps_total=row["steps_total"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def task_from_row(row: Mapping[Any, Any]) -> Task:
-    """A task record from its ``tasks`` row with ``job_uuid`` and ``worker_uuid``."""
-    return Task(
-        id=row["id"],
-        uuid=row["uuid"],
-        job_id=row["job_id"],
-        job_uuid=row["job_uuid"],
-        index_in_job=row["index_in_job"],
-        name=row["name"],
-        type=row["type"],
-        priority=row["priority"],
-        status=TaskStatus(row["status"]),
-        worker_id=row["worker_id"],
-        worker_uuid=row["worker_uuid"],
-        last_touched_at=row["last_touched_at"],
-        commands=commands_from_json(row["commands"]),
-        activity=row["activity"],
-        steps_completed=row["steps_completed"],
-        steps_total=row["steps_total"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def summary_from_row(row: Mapping[Any, Any]) -> TaskSummary:
-    """A task summary from the columns :func:`job_loading.task_summaries` selects."""
-    return TaskSummary(
-        id=row["id"],
-        uuid=row["uuid"],
-        name=row["name"],
-        index_in_job=row["index_in_job"],
-        priority=row["priority"],
-        status=TaskStatus(row["status"]),
-        type=row["type"],
-        updated_at=row["updated_at"],
-        steps_completed=row["steps_completed"],
-        steps_total=row["steps_total"],
-        worker_uuid=row["worker_uuid"],
-    )

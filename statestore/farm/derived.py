@@ -46,13 +46,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select, Subquery, Update
 
 from statestore.core.batches import chunks
-from statestore.farm.statuses import TaskStatus
+from statestore.core.dialect import facts_of
+from statestore.farm.statuses import SCHEDULABLE_JOB_STATUSES, TaskStatus
 from statestore.farm.tables import DEPENDENCIES, JOBS, TASKS
 
-__all__ = ["lock_dependents_of", "lock_job", "recount", "recount_job"]
-
-
 _DEPENDENCY = TASKS.alias("dependency")
+
+
 _NOT_COMPLETED = case((_DEPENDENCY.c.status != TaskStatus.COMPLETED.value, 1), else_=0)
 
 
@@ -82,13 +82,20 @@ def _recount(counts: Subquery) -> Update:
 
 
 _COUNTS_OF_TASKS = _count_query(task_ids=True)
+
+
 _RECOUNT_TASKS = _recount(_COUNTS_OF_TASKS.subquery("counts"))
+
+
 _RECOUNT_JOB = _recount(_count_query(task_ids=False).subquery("counts"))
+
+
 _SET_COUNT = (
     update(TASKS)
     .where(TASKS.c.id == bindparam("b_id"), TASKS.c.pending_dependencies != bindparam("b_n"))
     .values(pending_dependencies=bindparam("b_n"), updated_at=TASKS.c.updated_at)
 )
+
 
 _JOB_OF_TASK_SHARED = (
     select(JOBS.c.id)
@@ -96,7 +103,11 @@ _JOB_OF_TASK_SHARED = (
     .where(TASKS.c.uuid == bindparam("uuid"))
     .with_for_update(read=True, of=JOBS)
 )
+
+
 _JOB_EXCLUSIVE = select(JOBS.c.id).where(JOBS.c.id == bindparam("b_job_id")).with_for_update()
+
+
 _LOCK_DEPENDENTS_OF_JOB = (
     select(TASKS.c.id)
     .where(
@@ -106,6 +117,8 @@ _LOCK_DEPENDENTS_OF_JOB = (
     .order_by(TASKS.c.id)
     .with_for_update()
 )
+
+
 _LOCK_DEPENDENTS_OF_UUID = (
     select(TASKS.c.id)
     .where(
@@ -120,15 +133,10 @@ _LOCK_DEPENDENTS_OF_UUID = (
 )
 
 
-def _one_writer(connection: Connection) -> bool:
-    """SQLite: the transaction holds the database's only write lock already."""
-    return connection.dialect.name == "sqlite"
-
-
 def lock_dependents_of(connection: Connection, uuid: UUID) -> list[int]:
     """Before changing task ``uuid``'s status: share-lock its job, lock the
     tasks depending on it; their ids, ascending."""
-    if not _one_writer(connection):
+    if not facts_of(connection).one_writer:
         connection.execute(_JOB_OF_TASK_SHARED, {"uuid": uuid})
     return list(connection.execute(_LOCK_DEPENDENTS_OF_UUID, {"uuid": uuid}).scalars())
 
@@ -137,7 +145,7 @@ def recount(connection: Connection, task_ids: Collection[int]) -> None:
     """Recount ``pending_dependencies`` of ``task_ids`` themselves (tasks
     locked by :func:`lock_dependents_of`, or whose dependencies were just inserted)."""
     for chunk in chunks(sorted(set(task_ids))):
-        if connection.dialect.name == "mysql":
+        if facts_of(connection).recount_by_key:
             counts = connection.execute(_COUNTS_OF_TASKS, {"b_ids": list(chunk)}).all()
             if counts:
                 connection.execute(_SET_COUNT, [{"b_id": task_id, "b_n": n} for task_id, n in counts])
@@ -148,7 +156,7 @@ def recount(connection: Connection, task_ids: Collection[int]) -> None:
 def lock_job(connection: Connection, job_id: int) -> bool:
     """Before a bulk status change of job ``job_id``'s tasks: lock the job,
     then its tasks that have dependencies; whether there are any."""
-    if not _one_writer(connection):
+    if not facts_of(connection).one_writer:
         connection.execute(_JOB_EXCLUSIVE, {"b_job_id": job_id})
     return bool(connection.execute(_LOCK_DEPENDENTS_OF_JOB, {"b_job_id": job_id}).all())
 
@@ -157,3 +165,62 @@ def recount_job(connection: Connection, job_id: int) -> None:
     """Recount ``pending_dependencies`` of every task of job ``job_id``
     (dependencies never cross jobs)."""
     connection.execute(_RECOUNT_JOB, {"b_job_id": job_id})
+
+
+def _step_sum(column: Any) -> Any:
+    return (
+        select(func.coalesce(func.sum(column), 0, type_=Integer))
+        .where(TASKS.c.job_id == JOBS.c.id)
+        .correlate(JOBS)
+        .scalar_subquery()
+    )
+
+
+_RESUM_STEPS = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"))
+    .values(
+        steps_completed=_step_sum(TASKS.c.steps_completed),
+        steps_total=_step_sum(TASKS.c.steps_total),
+        updated_at=JOBS.c.updated_at,
+    )
+)
+
+
+_COPY_JOB_PRIORITY = (
+    update(TASKS)
+    .where(TASKS.c.job_id == bindparam("b_job_id"))
+    .values(job_priority=bindparam("b_priority"), updated_at=TASKS.c.updated_at)
+)
+
+
+_COPY_SCHEDULABLE = (
+    update(TASKS)
+    .where(TASKS.c.job_id == bindparam("b_job_id"), TASKS.c.job_schedulable != bindparam("b_flag"))
+    .values(job_schedulable=bindparam("b_flag"), updated_at=TASKS.c.updated_at)
+)
+
+
+_SCHEDULABLE_JOB = frozenset(status.value for status in SCHEDULABLE_JOB_STATUSES)
+
+
+def resum_steps(connection: Connection, job_id: int) -> None:
+    """Set the job's step counters to the sums over its tasks."""
+    connection.execute(_RESUM_STEPS, {"job_id": job_id})
+
+
+def copy_job_schedulable(connection: Connection, job_id: int, job_status: str) -> None:
+    """Copy whether the job's tasks may be handed out to them (the claim
+    index's predicate); only the tasks whose copy changes are written, none
+    when the job stays active or queued."""
+    connection.execute(_COPY_SCHEDULABLE, {"b_job_id": job_id, "b_flag": schedulable(job_status)})
+
+
+def copy_job_priority(connection: Connection, job_id: int, priority: int) -> None:
+    """Copy the job's priority to every task (the claim index's order)."""
+    connection.execute(_COPY_JOB_PRIORITY, {"b_job_id": job_id, "b_priority": priority})
+
+
+def schedulable(job_status: str) -> bool:
+    """Whether tasks of a job in ``job_status`` may be handed out."""
+    return job_status in _SCHEDULABLE_JOB

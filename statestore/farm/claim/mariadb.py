@@ -31,71 +31,40 @@ with the number of finished tasks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import bindparam, exists, literal, or_, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from statestore.errors import NotFound
-from statestore.farm.job_codec import task_from_row
-from statestore.farm.records import Task
-from statestore.farm.statuses import (
-    SCHEDULABLE_JOB_STATUSES,
-    SCHEDULABLE_TASK_STATUSES,
-    JobStatus,
-    TaskStatus,
-    WorkerStatus,
+from statestore.farm.claim.common import (
+    CLAIMED_TASK,
+    SCHEDULABLE_JOB_VALUES,
+    SCHEDULABLE_TASK_VALUES,
+    TASK_AND_JOB_COLUMNS,
+    scheduled_from_row,
+    worker_is_eligible,
 )
+from statestore.farm.records import ScheduledTask
+from statestore.farm.rows import split_task_types
+from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.tables import BLOCKS, FAILURES, JOBS, MEMBERSHIP, TASKS, WORKERS
-from statestore.farm.worker_codec import split_task_types
-
-__all__ = [
-    "CLAIMED_TASK",
-    "ScheduledTask",
-    "claim_portable",
-    "scheduled_from_row",
-    "worker_is_eligible",
-]
-
-_SCHEDULABLE_TASK = [status.value for status in SCHEDULABLE_TASK_STATUSES]
-_SCHEDULABLE_JOB = [status.value for status in SCHEDULABLE_JOB_STATUSES]
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduledTask:
-    """A task handed to a worker, with what the worker needs of its job."""
-
-    task: Task
-    job_priority: int
-    job_type: str
-    newly_claimed: bool
-    """False when the worker already had this task active (rule 2)."""
-
 
 _WORKER = select(
     WORKERS.c.id, WORKERS.c.status, WORKERS.c.status_requested, WORKERS.c.deleted_at, WORKERS.c.supported_task_types
 ).where(WORKERS.c.uuid == bindparam("worker_uuid"))
 
-# Columns of a claimed task's record, with its job's; the worker is the claimer.
-_TASK_AND_JOB = (
-    *TASKS.c,
-    JOBS.c.uuid.label("job_uuid"),
-    JOBS.c.priority.label("job_priority_now"),
-    JOBS.c.job_type.label("job_type"),
-)
 
 _CURRENT = (
-    select(*_TASK_AND_JOB)
+    select(*TASK_AND_JOB_COLUMNS)
     .join(JOBS, JOBS.c.id == TASKS.c.job_id)
     .where(
         TASKS.c.worker_id == bindparam("worker_id"),
         TASKS.c.status == TaskStatus.ACTIVE.value,
-        JOBS.c.status.in_(_SCHEDULABLE_JOB),
+        JOBS.c.status.in_(SCHEDULABLE_JOB_VALUES),
     )
     .order_by(TASKS.c.id)
     .limit(1)
@@ -117,10 +86,10 @@ def _candidate_query(with_tags: bool) -> Any:
     return (
         select(TASKS.c.id, TASKS.c.job_id)
         .where(
-            TASKS.c.status.in_(_SCHEDULABLE_TASK),
+            TASKS.c.status.in_(SCHEDULABLE_TASK_VALUES),
             TASKS.c.pending_dependencies == 0,
             TASKS.c.job_schedulable.is_(True),
-            exists().where(JOBS.c.id == TASKS.c.job_id, JOBS.c.status.in_(_SCHEDULABLE_JOB), tag_rule),
+            exists().where(JOBS.c.id == TASKS.c.job_id, JOBS.c.status.in_(SCHEDULABLE_JOB_VALUES), tag_rule),
             TASKS.c.type.in_(bindparam("task_types", expanding=True)),
             ~exists().where(FAILURES.c.task_id == TASKS.c.id, FAILURES.c.worker_id == worker_id),
             ~exists().where(
@@ -134,47 +103,47 @@ def _candidate_query(with_tags: bool) -> Any:
 
 
 _CANDIDATE = _candidate_query(with_tags=True)
+
+
 _HAS_TAGS = select(literal(1)).where(MEMBERSHIP.c.worker_id == bindparam("worker_id")).limit(1)
+
+
 _CANDIDATE_UNTAGGED = _candidate_query(with_tags=False)
+
+
 # Of the candidates read, the first that no other claimer holds, re-checked
 # under its lock (a claim committed meanwhile has made it active).
 _LOCK_FIRST_FREE = (
     select(TASKS.c.id, TASKS.c.job_id)
-    .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status.in_(_SCHEDULABLE_TASK))
+    .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status.in_(SCHEDULABLE_TASK_VALUES))
     .order_by(TASKS.c.job_priority.desc(), TASKS.c.priority.desc(), TASKS.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
 )
+
+
 _FIRST_CANDIDATES = 8
+
 
 _ASSIGN = (
     update(TASKS)
-    .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status.in_(_SCHEDULABLE_TASK))
+    .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status.in_(SCHEDULABLE_TASK_VALUES))
     .values(
         worker_id=bindparam("worker_id"),
         last_touched_at=bindparam("now"),
         updated_at=bindparam("now"),
     )
 )
+
+
 _ASSIGN_AND_ACTIVATE = _ASSIGN.values(status=TaskStatus.ACTIVE.value)
+
+
 _ACTIVATE_JOB = (
     update(JOBS)
     .where(JOBS.c.id == bindparam("job_id"), JOBS.c.status == JobStatus.QUEUED.value)
     .values(status=JobStatus.ACTIVE.value, updated_at=bindparam("now"))
 )
-# A task with its job's uuid, priority and type, by id.
-CLAIMED_TASK = select(*_TASK_AND_JOB).join(JOBS, JOBS.c.id == TASKS.c.job_id).where(TASKS.c.id == bindparam("task_id"))
-
-
-def worker_is_eligible(row: RowMapping) -> bool:
-    """Only an awake, not deleted worker with no status change pending gets work."""
-    return row["deleted_at"] is None and row["status"] == WorkerStatus.AWAKE.value and not row["status_requested"]
-
-
-def scheduled_from_row(row: Mapping[Any, Any], worker_uuid: UUID, *, newly_claimed: bool) -> ScheduledTask:
-    """A claim's result from a row of task columns plus job uuid, priority and type."""
-    task = task_from_row({**row, "worker_uuid": worker_uuid})
-    return ScheduledTask(task, row["job_priority_now"], row["job_type"], newly_claimed)
 
 
 def _lock_candidate(
@@ -199,7 +168,7 @@ def _lock_candidate(
         wanted *= 4
 
 
-def claim_portable(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
+def claim_mariadb(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
     """The claim as a few statements of one transaction (see the module doc)."""
     worker = connection.execute(_WORKER, {"worker_uuid": worker_uuid}).mappings().one_or_none()
     if worker is None:

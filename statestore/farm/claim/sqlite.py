@@ -34,11 +34,10 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from statestore.core.direct import DirectStatement
 from statestore.errors import NotFound
-from statestore.farm.claim import CLAIMED_TASK, ScheduledTask, scheduled_from_row
+from statestore.farm.claim.common import CLAIMED_TASK, scheduled_from_row
+from statestore.farm.records import ScheduledTask
 from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.tables import JOBS, TASKS
-
-__all__ = ["LOOKUP", "claim_sqlite"]
 
 LOOKUP = DirectStatement(
     text(
@@ -108,12 +107,18 @@ def _assign(activate: bool) -> DirectStatement:
 
 
 _ASSIGN_AND_ACTIVATE = _assign(activate=True)
+
+
 _ASSIGN_ONLY = _assign(activate=False)
+
+
 _ACTIVATE_JOB = DirectStatement(
     update(JOBS)
     .where(JOBS.c.id == bindparam("job_id"), JOBS.c.status == _quoted(JobStatus.QUEUED.value))
     .values(status=_quoted(JobStatus.ACTIVE.value), updated_at=bindparam("now"))
 )
+
+
 _COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now", "job_type", "job_status"]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from statestore.core import migrate
+from statestore.schema import migrate
 
 __all__ = ["CheckReport", "run_checks"]
 

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from statestore.models import metadata
+from statestore.schema.metadata import metadata
 
 __all__ = ["DIALECTS", "ddl", "mermaid", "readme", "write_all"]
 

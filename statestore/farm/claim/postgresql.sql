@@ -1,0 +1,55 @@
+-- The claim on PostgreSQL as one statement; see claim/postgresql.py for why it is shaped so.
+-- Parameters (bound by name): worker_uuid, now, activate. Columns: every column of tasks, then job_uuid,
+-- job_priority_now, job_type, newly_claimed.
+WITH w AS (
+    SELECT id, supported_task_types FROM workers
+    WHERE uuid = :worker_uuid AND deleted_at IS NULL AND status = 'awake' AND status_requested = ''
+),
+current_task AS (
+    SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
+    WHERE t.worker_id = (SELECT id FROM w) AND t.status = 'active' AND j.status IN ('active', 'queued')
+    ORDER BY t.id LIMIT 1
+),
+candidate AS (
+    -- Only tasks in the FROM list, so the planner can walk ix_tasks_claimable
+    -- in claim order and stop at the first row that passes; the worker's
+    -- values are InitPlans (computed once), the job a primary-key probe.
+    SELECT t.id, t.job_id FROM tasks t
+    WHERE EXISTS (SELECT 1 FROM w) AND NOT EXISTS (SELECT 1 FROM current_task)
+      AND t.status IN ('queued', 'soft-failed') AND t.pending_dependencies = 0 AND t.job_schedulable
+      AND t.type = ANY ((SELECT string_to_array(w.supported_task_types, ',') FROM w)::text[])
+      AND EXISTS (SELECT 1 FROM jobs j
+                  WHERE j.id = t.job_id AND j.status IN ('active', 'queued')
+                    AND (j.worker_tag_id IS NULL
+                         OR j.worker_tag_id IN (SELECT m.worker_tag_id FROM worker_tag_membership m
+                                                WHERE m.worker_id = (SELECT id FROM w))))
+      AND NOT EXISTS (SELECT 1 FROM task_failures f WHERE f.task_id = t.id AND f.worker_id = (SELECT id FROM w))
+      AND NOT EXISTS (SELECT 1 FROM job_blocks b
+                      WHERE b.job_id = t.job_id AND b.worker_id = (SELECT id FROM w) AND b.task_type = t.type)
+    ORDER BY t.job_priority DESC, t.priority DESC, t.id
+    LIMIT 1
+    FOR UPDATE OF t SKIP LOCKED
+),
+claimed AS (
+    UPDATE tasks SET worker_id = w.id, last_touched_at = :now, updated_at = :now,
+        status = CASE WHEN :activate THEN 'active' ELSE tasks.status END
+    FROM candidate CROSS JOIN w
+    WHERE tasks.id = candidate.id AND tasks.status IN ('queued', 'soft-failed')
+    RETURNING tasks.*
+),
+job_activated AS (
+    UPDATE jobs SET status = 'active', updated_at = :now
+    WHERE :activate AND status = 'queued' AND id IN (SELECT job_id FROM claimed)
+)
+SELECT c.*, j.uuid AS job_uuid, j.priority AS job_priority_now, j.job_type,
+       true AS newly_claimed
+FROM claimed c JOIN jobs j ON j.id = c.job_id
+UNION ALL
+SELECT t.*, j.uuid, j.priority, j.job_type, false
+FROM current_task ct JOIN tasks t ON t.id = ct.id JOIN jobs j ON j.id = t.job_id
+UNION ALL
+-- No task: one row of NULLs if the worker exists, so that telling "no work"
+-- from "no such worker" costs no second round trip.
+SELECT (NULL::tasks).*, NULL::uuid, NULL::smallint, NULL::varchar, NULL::boolean
+WHERE NOT EXISTS (SELECT 1 FROM claimed) AND NOT EXISTS (SELECT 1 FROM current_task)
+  AND EXISTS (SELECT 1 FROM workers WHERE uuid = :worker_uuid)

@@ -1,0 +1,1 @@
+"""Schema administration: the metadata of both models, migrations, checks and the DDL dump."""
