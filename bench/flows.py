@@ -51,7 +51,7 @@ def _decoded(row: Any, positions: tuple[int, ...]) -> list[Any]:
     return values
 
 
-RAW_UPDATE_PG = "UPDATE atom_details SET state = $1, results = $2::jsonb, updated_at = $3 WHERE uuid = $4"
+RAW_UPDATE_PG = "UPDATE atom_details SET state = $1, results = $2::json, updated_at = $3 WHERE uuid = $4"
 
 
 def _store_updates(store: Store, atom: AtomDetail, updates: int) -> Callable[[], Awaitable[float]]:

@@ -88,6 +88,8 @@ CREATE TABLE jobs (
 	CONSTRAINT uq_jobs_uuid UNIQUE (uuid)
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
+CREATE INDEX ix_jobs_created_at ON jobs (created_at);
+
 CREATE INDEX ix_jobs_delete_requested_at ON jobs (delete_requested_at);
 
 CREATE INDEX ix_jobs_status ON jobs (status);

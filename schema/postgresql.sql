@@ -2,7 +2,7 @@
 
 CREATE TABLE logbooks (
 	name VARCHAR(255) NOT NULL, 
-	meta JSONB NOT NULL, 
+	meta JSON NOT NULL, 
 	id BIGSERIAL NOT NULL, 
 	uuid UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
@@ -52,7 +52,7 @@ CREATE TABLE flow_details (
 	logbook_id BIGINT NOT NULL, 
 	name VARCHAR(255) NOT NULL, 
 	state VARCHAR(16), 
-	meta JSONB NOT NULL, 
+	meta JSON NOT NULL, 
 	id BIGSERIAL NOT NULL, 
 	uuid UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
@@ -71,8 +71,8 @@ CREATE TABLE jobs (
 	priority SMALLINT NOT NULL, 
 	status VARCHAR(32) NOT NULL, 
 	activity VARCHAR(255) NOT NULL, 
-	settings JSONB NOT NULL, 
-	metadata JSONB NOT NULL, 
+	settings JSON NOT NULL, 
+	metadata JSON NOT NULL, 
 	delete_requested_at TIMESTAMP WITH TIME ZONE, 
 	storage_checkout_id VARCHAR(255) NOT NULL, 
 	worker_tag_id BIGINT, 
@@ -87,6 +87,8 @@ CREATE TABLE jobs (
 	CONSTRAINT fk_jobs_worker_tag_id_worker_tags FOREIGN KEY(worker_tag_id) REFERENCES worker_tags (id) ON DELETE SET NULL, 
 	CONSTRAINT uq_jobs_uuid UNIQUE (uuid)
 );
+
+CREATE INDEX ix_jobs_created_at ON jobs (created_at);
 
 CREATE INDEX ix_jobs_delete_requested_at ON jobs (delete_requested_at);
 
@@ -131,12 +133,12 @@ CREATE TABLE atom_details (
 	kind VARCHAR(8) NOT NULL, 
 	state VARCHAR(16), 
 	intention VARCHAR(16) NOT NULL, 
-	results JSONB, 
-	failure JSONB, 
-	revert_results JSONB, 
-	revert_failure JSONB, 
+	results JSON, 
+	failure JSON, 
+	revert_results JSON, 
+	revert_failure JSON, 
 	version VARCHAR(64), 
-	meta JSONB NOT NULL, 
+	meta JSON NOT NULL, 
 	id BIGSERIAL NOT NULL, 
 	uuid UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
@@ -183,7 +185,7 @@ CREATE TABLE tasks (
 	status VARCHAR(16) NOT NULL, 
 	worker_id BIGINT, 
 	last_touched_at TIMESTAMP WITH TIME ZONE, 
-	commands JSONB NOT NULL, 
+	commands JSON NOT NULL, 
 	activity VARCHAR(255) NOT NULL, 
 	steps_completed INTEGER NOT NULL, 
 	steps_total INTEGER NOT NULL, 

@@ -2,7 +2,7 @@
 
 CREATE TABLE logbooks (
 	name VARCHAR(255) NOT NULL, 
-	meta JSON NOT NULL, 
+	meta TEXT NOT NULL, 
 	id INTEGER NOT NULL, 
 	uuid CHAR(32) NOT NULL, 
 	created_at DATETIME NOT NULL, 
@@ -52,7 +52,7 @@ CREATE TABLE flow_details (
 	logbook_id INTEGER NOT NULL, 
 	name VARCHAR(255) NOT NULL, 
 	state VARCHAR(16), 
-	meta JSON NOT NULL, 
+	meta TEXT NOT NULL, 
 	id INTEGER NOT NULL, 
 	uuid CHAR(32) NOT NULL, 
 	created_at DATETIME NOT NULL, 
@@ -71,8 +71,8 @@ CREATE TABLE jobs (
 	priority SMALLINT NOT NULL, 
 	status VARCHAR(32) NOT NULL, 
 	activity VARCHAR(255) NOT NULL, 
-	settings JSON NOT NULL, 
-	metadata JSON NOT NULL, 
+	settings TEXT NOT NULL, 
+	metadata TEXT NOT NULL, 
 	delete_requested_at DATETIME, 
 	storage_checkout_id VARCHAR(255) NOT NULL, 
 	worker_tag_id INTEGER, 
@@ -87,6 +87,8 @@ CREATE TABLE jobs (
 	CONSTRAINT fk_jobs_worker_tag_id_worker_tags FOREIGN KEY(worker_tag_id) REFERENCES worker_tags (id) ON DELETE SET NULL, 
 	CONSTRAINT uq_jobs_uuid UNIQUE (uuid)
 );
+
+CREATE INDEX ix_jobs_created_at ON jobs (created_at);
 
 CREATE INDEX ix_jobs_delete_requested_at ON jobs (delete_requested_at);
 
@@ -131,12 +133,12 @@ CREATE TABLE atom_details (
 	kind VARCHAR(8) NOT NULL, 
 	state VARCHAR(16), 
 	intention VARCHAR(16) NOT NULL, 
-	results JSON, 
-	failure JSON, 
-	revert_results JSON, 
-	revert_failure JSON, 
+	results TEXT, 
+	failure TEXT, 
+	revert_results TEXT, 
+	revert_failure TEXT, 
 	version VARCHAR(64), 
-	meta JSON NOT NULL, 
+	meta TEXT NOT NULL, 
 	id INTEGER NOT NULL, 
 	uuid CHAR(32) NOT NULL, 
 	created_at DATETIME NOT NULL, 
@@ -183,7 +185,7 @@ CREATE TABLE tasks (
 	status VARCHAR(16) NOT NULL, 
 	worker_id INTEGER, 
 	last_touched_at DATETIME, 
-	commands JSON NOT NULL, 
+	commands TEXT NOT NULL, 
 	activity VARCHAR(255) NOT NULL, 
 	steps_completed INTEGER NOT NULL, 
 	steps_total INTEGER NOT NULL, 

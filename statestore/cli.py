@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from statestore.schema import migrate
 from statestore.errors import StoreError
-from statestore.schema.metadata import metadata
+from statestore.schema import migrate
+from statestore.schema.check import wal_bytes
 from statestore.schema.ddl import DIALECTS, ddl, write_all
+from statestore.schema.metadata import metadata
 from statestore.store import Store, open_store_unchecked
 
 __all__ = ["app", "main"]
@@ -79,11 +80,39 @@ def check(url: UrlOption = None) -> None:
     table.add_column("result")
     table.add_row("schema revision", f"{report.revision or 'none'} (expects {report.head})")
     table.add_row("foreign keys enforced", "yes" if report.foreign_keys_enforced else "NO")
+    if report.wal_bytes is not None:
+        table.add_row("write-ahead log", _size(report.wal_bytes))
     for problem in report.problems:
         table.add_row("[red]problem[/red]", problem)
     console.print(table)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def checkpoint(url: UrlOption = None) -> None:
+    """SQLite file: copy the write-ahead log into the database and truncate it.
+
+    Never waits for a lock; exit 1 if a reader still used the log (run it
+    again later). Nothing to do on PostgreSQL, MariaDB or SQLite in memory."""
+    done = _run(url, lambda store: store.checkpoint())
+    if done is None:
+        console.print("nothing to checkpoint: this database has no write-ahead log file")
+        return
+    table = Table(title="statestore checkpoint")
+    table.add_column("")
+    table.add_column("")
+    table.add_row("frames in the log", str(done.log_frames))
+    table.add_row("frames copied", str(done.checkpointed_frames))
+    table.add_row("write-ahead log now", _size(done.wal_bytes))
+    table.add_row("busy", "[red]yes: a reader still uses the log; run again later[/red]" if done.busy else "no")
+    console.print(table)
+    if done.busy:
+        raise typer.Exit(1)
+
+
+def _size(size: int) -> str:
+    return f"{size:,} bytes ({size / 2**20:.1f} MiB)"
 
 
 @app.command()
@@ -104,21 +133,25 @@ def schema(
 
 @app.command()
 def stats(url: UrlOption = None) -> None:
-    """Count the rows of every table."""
+    """Count the rows of every table; show the size of a SQLite file's write-ahead log."""
 
-    async def count(store: Store) -> list[tuple[str, int]]:
+    async def count(store: Store) -> tuple[list[tuple[str, int]], int | None]:
         await store.ensure_schema_current()
         tables = metadata.sorted_tables
-        return await store.read(
+        rows = await store.read(
             lambda conn: [(t.name, conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables]
         )
+        return rows, await store.read(wal_bytes)
 
     table = Table(title="rows per table")
     table.add_column("table")
     table.add_column("rows", justify="right")
-    for name, rows in _run(url, count):
+    counts, wal = _run(url, count)
+    for name, rows in counts:
         table.add_row(name, str(rows))
     console.print(table)
+    if wal is not None:
+        console.print(f"write-ahead log: {_size(wal)}")
 
 
 def main() -> None:

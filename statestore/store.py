@@ -8,27 +8,27 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from statestore.schema.check import CheckReport, run_checks
-from statestore.schema import migrate
 from statestore.core.runner import ActiveTransaction, Runner, T, Unit
 from statestore.core.server_runner import ServerRunner
-from statestore.core.sqlite_runner import SqliteRunner
+from statestore.core.sqlite_runner import DEFAULT_WAL_CHECKPOINT_BYTES, SqliteRunner, WalCheckpoint
 from statestore.core.urls import Backend, resolve_url
 from statestore.errors import InvalidInput, SchemaOutOfDate
 from statestore.farm.blocklist import JobBlocklist
-from statestore.farm.task_failures import TaskFailures
 from statestore.farm.jobs import Jobs
 from statestore.farm.last_rendered import LastRendered
 from statestore.farm.scheduler import Scheduler
 from statestore.farm.sleep_schedules import SleepSchedules
+from statestore.farm.task_failures import TaskFailures
 from statestore.farm.tasks import Tasks
 from statestore.farm.worker_tags import WorkerTags
 from statestore.farm.workers import Workers
 from statestore.flows.atom_details import AtomDetails
 from statestore.flows.flow_details import FlowDetails
 from statestore.flows.logbooks import LogBooks
+from statestore.schema import migrate
+from statestore.schema.check import CheckReport, run_checks
 
-__all__ = ["Store", "open_store", "open_store_unchecked"]
+__all__ = ["Store", "WalCheckpoint", "open_store", "open_store_unchecked"]
 
 
 class Store:
@@ -134,8 +134,24 @@ class Store:
         )
 
     async def check(self) -> CheckReport:
-        """Integrity, foreign keys and schema revision, as a report."""
+        """Integrity, foreign keys, schema revision and (SQLite file) the WAL's size, as a report."""
         return await self._runner.admin(run_checks)
+
+    async def checkpoint(self) -> WalCheckpoint | None:
+        """SQLite file: copy the write-ahead log into the database and truncate it.
+
+        The store does this by itself when the WAL grows past
+        ``wal_checkpoint_bytes``; call it to shrink the log now (before a
+        backup, say). It never waits for a lock and never blocks writers: a
+        PASSIVE checkpoint, then TRUNCATE if that copied every frame. A
+        reader still using the log leaves it as it is (``busy``); run it
+        again later. Returns what SQLite reported and the WAL's size after;
+        None where there is no WAL to checkpoint (SQLite in memory,
+        PostgreSQL, MariaDB — their servers manage their own logs).
+        """
+        if isinstance(self._runner, SqliteRunner):
+            return await self._runner.checkpoint()
+        return None
 
     async def close(self) -> None:
         """Finish queued writes and release every connection."""
@@ -148,9 +164,13 @@ def _runner_for(url: str | URL | None, options: dict[str, Any]) -> Runner:
     if target.backend == "sqlite":
         busy_timeout = float(options.pop("busy_timeout", 30.0))
         readers = int(options.pop("readers", 4))
+        wal_checkpoint_bytes = int(options.pop("wal_checkpoint_bytes", DEFAULT_WAL_CHECKPOINT_BYTES))
+        options.pop("pre_ping", None)  # no server connection to check
         if options:
             raise InvalidInput(f"unknown SQLite options: {', '.join(sorted(options))}")
-        return SqliteRunner(target, busy_timeout=busy_timeout, readers=readers, echo=echo)
+        return SqliteRunner(
+            target, busy_timeout=busy_timeout, readers=readers, echo=echo, wal_checkpoint_bytes=wal_checkpoint_bytes
+        )
     return ServerRunner(target, echo=echo, options=options)
 
 
@@ -181,10 +201,18 @@ async def open_store(url: str | URL | None = None, *, create: bool = False, **op
             Without it, a database whose schema is behind raises
             :class:`SchemaOutOfDate`.
         **options: ``echo``; for SQLite ``busy_timeout`` (seconds another
-            process may hold the write lock before :class:`Busy`, default 30)
-            and ``readers`` (threads for offloaded reads); for servers, pool
+            process may hold the write lock before :class:`Busy`, default 30),
+            ``readers`` (threads for offloaded reads) and
+            ``wal_checkpoint_bytes`` (the store checkpoints the write-ahead
+            log when it grows past this size, and SQLite truncates it back to
+            it; default 64 MiB); for servers, pool
             options passed to SQLAlchemy (``pool_size``, ``max_overflow``,
-            ``pool_timeout``, ``pool_recycle``, ``connect_args``).
+            ``pool_timeout``, ``pool_recycle``, ``connect_args``) and
+            ``pre_ping`` (default False): ping a pooled connection at every
+            check-out, and a held one idle for a second or more before
+            reuse, to find connections that died without the server closing
+            them; one round trip more. Connections the server closed are
+            found without it. Ignored on SQLite.
     """
     async with open_store_unchecked(url, **options) as store:
         if create:

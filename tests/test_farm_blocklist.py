@@ -43,7 +43,8 @@ async def test_fetch_job_blocklist(store: Store) -> None:
         "blender",
     )
     assert entry.created_at.tzinfo is not None
-    assert await store.blocklist.entries(uuid4()) == []
+    with pytest.raises(NotFound, match="job"):
+        await store.blocklist.entries(uuid4())
 
 
 async def test_clear_job_blocklist(store: Store) -> None:
@@ -101,7 +102,8 @@ async def test_workers_left_to_run(store: Store) -> None:
     await store.blocklist.add(job.uuid, w2.uuid, "blender")
     await store.blocklist.add(job.uuid, wc1.uuid, "blender")
     assert await store.blocklist.workers_left_to_run(job.uuid, "blender") == set()
-    assert await store.blocklist.workers_left_to_run(uuid4(), "blender") == everyone  # unknown job
+    with pytest.raises(NotFound, match="job"):  # Flamenco: an unknown job blocks nobody
+        await store.blocklist.workers_left_to_run(uuid4(), "blender")
 
 
 async def test_workers_left_to_run_with_tags(store: Store) -> None:
@@ -126,7 +128,8 @@ async def test_soft_deleted_workers_are_not_left_to_run(store: Store) -> None:
     await store.blocklist.add(job.uuid, gone.uuid, "ffmpeg")
     await store.workers.delete(gone.uuid)
     assert await store.blocklist.workers_left_to_run(job.uuid, "blender") == {kept.uuid}
-    assert await store.blocklist.workers_left_to_run(uuid4(), "blender") == {kept.uuid}
+    with pytest.raises(NotFound, match="job"):  # Flamenco: an unknown job blocks nobody
+        await store.blocklist.workers_left_to_run(uuid4(), "blender")
     # Its entry is still listed, and can be removed; it cannot be blocked anew.
     assert [entry.worker_uuid for entry in await store.blocklist.entries(job.uuid)] == [gone.uuid]
     with pytest.raises(NotFound, match="worker"):
@@ -183,16 +186,33 @@ async def test_bad_task_types_are_refused(store: Store, task_type: object, messa
     assert await _rows(store) == 1
 
 
-async def test_non_uuids_are_refused(store: Store) -> None:
+@pytest.mark.parametrize("bad", ["not-a-uuid", "", "1234", 1234, b"\x00" * 16, None], ids=repr)
+async def test_non_uuids_are_refused(store: Store, bad: object) -> None:
     job = await store_job(store)
     worker = await create_worker(store)
     for call, field in [
-        (store.blocklist.add(str(job.uuid), worker.uuid, "blender"), "job uuid"),  # type: ignore[arg-type]
-        (store.blocklist.add(job.uuid, str(worker.uuid), "blender"), "worker uuid"),  # type: ignore[arg-type]
-        (store.blocklist.entries(str(job.uuid)), "job uuid"),  # type: ignore[arg-type]
-        (store.blocklist.clear(str(job.uuid)), "job uuid"),  # type: ignore[arg-type]
-        (store.blocklist.remove(job.uuid, str(worker.uuid), "blender"), "worker uuid"),  # type: ignore[arg-type]
+        (store.blocklist.add(bad, worker.uuid, "blender"), "job uuid"),  # type: ignore[arg-type]
+        (store.blocklist.add(job.uuid, bad, "blender"), "worker uuid"),  # type: ignore[arg-type]
+        (store.blocklist.entries(bad), "job uuid"),  # type: ignore[arg-type]
+        (store.blocklist.clear(bad), "job uuid"),  # type: ignore[arg-type]
+        (store.blocklist.remove(job.uuid, bad, "blender"), "worker uuid"),  # type: ignore[arg-type]
+        (store.blocklist.workers_left_to_run(bad, "blender"), "job uuid"),  # type: ignore[arg-type]
     ]:
         with pytest.raises(InvalidInput, match=field):
             await call
+    assert await _rows(store) == 0
+
+
+async def test_uuid_strings_work_like_uuids(store: Store) -> None:
+    job = await store_job(store)
+    worker = await create_worker(store)
+    await store.blocklist.add(str(job.uuid), str(worker.uuid), "blender")
+    await store.blocklist.add(job.uuid, worker.uuid, "blender")  # the same entry: still one
+    assert await _rows(store) == 1
+    assert await store.blocklist.entries(str(job.uuid)) == await store.blocklist.entries(job.uuid)
+    assert await store.blocklist.workers_left_to_run(str(job.uuid), "blender") == set()
+    await store.blocklist.remove(str(job.uuid), str(worker.uuid), "blender")
+    assert await _rows(store) == 0
+    await store.blocklist.add(job.uuid, worker.uuid, "ffmpeg")
+    assert await store.blocklist.clear(str(job.uuid).upper()) == 1
     assert await _rows(store) == 0

@@ -71,7 +71,8 @@ async def test_clear_failure_list_of_job(store: Store) -> None:
 
 
 async def test_fetch_task_failure_list(store: Store) -> None:
-    assert await store.task_failures.workers(uuid4()) == []
+    with pytest.raises(NotFound, match="task"):
+        await store.task_failures.workers(uuid4())
     job = await store_job(store)
     t1, t2, _ = await _tasks(store, job.uuid)
     assert await store.task_failures.workers(t1) == []
@@ -112,18 +113,37 @@ async def test_unknown_tasks_and_workers_add_nothing(store: Store) -> None:
     assert await _count(store) == 0
 
 
-async def test_non_uuids_are_refused(store: Store) -> None:
+@pytest.mark.parametrize("bad", ["not-a-uuid", "", "1234", 1234, b"\x00" * 16, None], ids=repr)
+async def test_non_uuids_are_refused(store: Store, bad: object) -> None:
     job = await store_job(store)
     task = (await _tasks(store, job.uuid))[0]
     worker = await create_worker(store)
     for call, field in [
-        (store.task_failures.add(str(task), worker.uuid), "task uuid"),  # type: ignore[arg-type]
-        (store.task_failures.add(task, str(worker.uuid)), "worker uuid"),  # type: ignore[arg-type]
-        (store.task_failures.workers(str(task)), "task uuid"),  # type: ignore[arg-type]
-        (store.task_failures.clear_for_task(str(task)), "task uuid"),  # type: ignore[arg-type]
-        (store.task_failures.clear_for_job(str(job.uuid)), "job uuid"),  # type: ignore[arg-type]
-        (store.task_failures.record(task, str(worker.uuid)), "worker uuid"),  # type: ignore[arg-type]
+        (store.task_failures.add(bad, worker.uuid), "task uuid"),  # type: ignore[arg-type]
+        (store.task_failures.add(task, bad), "worker uuid"),  # type: ignore[arg-type]
+        (store.task_failures.workers(bad), "task uuid"),  # type: ignore[arg-type]
+        (store.task_failures.clear_for_task(bad), "task uuid"),  # type: ignore[arg-type]
+        (store.task_failures.clear_for_job(bad), "job uuid"),  # type: ignore[arg-type]
+        (store.task_failures.record(task, bad), "worker uuid"),  # type: ignore[arg-type]
+        (store.task_failures.record(bad, worker.uuid), "task uuid"),  # type: ignore[arg-type]
+        (store.task_failures.count_task_failures_of_worker(bad, worker.uuid, "blender"), "job uuid"),  # type: ignore[arg-type]
+        (store.task_failures.count_task_failures_of_worker(job.uuid, bad, "blender"), "worker uuid"),  # type: ignore[arg-type]
     ]:
         with pytest.raises(InvalidInput, match=field):
             await call
+    assert await _count(store) == 0
+
+
+async def test_uuid_strings_work_like_uuids(store: Store) -> None:
+    job = await store_job(store)
+    t1, t2, _ = await _tasks(store, job.uuid)
+    worker = await create_worker(store)
+    assert await store.task_failures.add(str(t1), str(worker.uuid)) == 1
+    assert await store.task_failures.add(t1, worker.uuid) == 1  # the same entry
+    assert await store.task_failures.workers(str(t1)) == await store.task_failures.workers(t1) == [worker]
+    recorded = await store.task_failures.record(str(t2), str(worker.uuid))
+    assert recorded.failed_workers == 1
+    assert await store.task_failures.count_task_failures_of_worker(str(job.uuid), str(worker.uuid), "blender") == 2
+    assert await store.task_failures.clear_for_task(str(t1).upper()) == 1
+    assert await store.task_failures.clear_for_job(str(job.uuid)) == 1
     assert await _count(store) == 0

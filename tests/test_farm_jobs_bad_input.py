@@ -107,10 +107,38 @@ BAD_JOBS: dict[str, tuple[Callable[[], AuthoredJob], type[InvalidInput], str]] =
         r"'render-4-6'\.commands\[0\]\.total_step_count",
     ),
     "not a command": (_with(_set_task("commands", [{"name": "run"}])), InvalidInput, r"commands\[0\]"),
-    "string dependency": (_with(_set_task("dependencies", [str(uuid4())])), InvalidInput, r"dependencies"),
-    "string job uuid": (_with(lambda job: setattr(job, "uuid", str(uuid4()))), InvalidInput, r"\.uuid"),
+    # A string that parses as a uuid is that uuid (not a name): here one of no task of the job.
+    "string dependency": (
+        _with(_set_task("dependencies", [str(uuid4())])),
+        InvalidReference,
+        r"'render-4-6'\.dependencies\[0\]: .*not a task of this job",
+    ),
+    "string job uuid": (_with(lambda job: setattr(job, "uuid", "not-a-uuid")), InvalidInput, r"\.uuid: .*not a uuid"),
+    "empty job uuid": (_with(lambda job: setattr(job, "uuid", "")), InvalidInput, r"\.uuid: .*not a uuid"),
+    "short job uuid": (_with(lambda job: setattr(job, "uuid", "1234")), InvalidInput, r"\.uuid: .*not a uuid"),
+    "integer job uuid": (_with(lambda job: setattr(job, "uuid", 1234)), InvalidInput, r"\.uuid: expected"),
+    "bytes job uuid": (_with(lambda job: setattr(job, "uuid", uuid4().bytes)), InvalidInput, r"\.uuid: expected"),
+    "no job uuid": (_with(lambda job: setattr(job, "uuid", None)), InvalidInput, r"\.uuid: expected"),
+    "malformed task uuid": (_with(_set_task("uuid", "not-a-uuid")), InvalidInput, r"'render-4-6'\.uuid"),
     "string worker tag": (_with(lambda job: setattr(job, "worker_tag", "tag")), InvalidInput, r"worker_tag"),
 }
+
+
+async def test_uuid_strings_in_a_submission_work_like_uuids(store: Store) -> None:
+    tag = await store.worker_tags.create("gpu")
+    authored = authored_job()
+    first, second, video = authored.tasks
+    job_uuid = authored.uuid
+    authored.uuid = str(job_uuid).upper()  # type: ignore[assignment]
+    authored.worker_tag = str(tag.uuid)  # type: ignore[assignment]
+    first_uuid = first.uuid
+    first.uuid = str(first_uuid)  # type: ignore[assignment]
+    video.dependencies = [str(first_uuid), second.uuid]
+    job = await store.jobs.store_authored(authored)
+    assert (job.uuid, job.worker_tag_uuid) == (job_uuid, tag.uuid)
+    assert (await store.tasks.fetch(first_uuid)).uuid == first_uuid
+    assert set(await store.tasks.dependencies(video.uuid)) == {first_uuid, second.uuid}
+    assert await counts(store) == (1, 3, 2)
 
 
 @pytest.mark.parametrize("case", list(BAD_JOBS), ids=list(BAD_JOBS))
@@ -139,7 +167,7 @@ async def test_a_cycle_among_added_tasks_is_refused(store: Store) -> None:
 
 async def test_bad_added_task_writes_nothing(store: Store) -> None:
     job = await store_job(store)
-    with pytest.raises(InvalidInput, match=r"'bad!+'\.name: 73 characters"):
+    with pytest.raises(InvalidInput, match=r"'bad!+(\.\.\.)?!*'\.name: 73 characters"):
         await store.jobs.add_tasks(job.uuid, [render_task("good"), AuthoredTask("bad" + "!" * 70, "misc")])
     assert await counts(store) == (1, 3, 2)
     assert (await store.jobs.fetch(job.uuid)).steps_total == 3
@@ -147,8 +175,10 @@ async def test_bad_added_task_writes_nothing(store: Store) -> None:
 
 async def test_bad_arguments_of_job_methods(store: Store) -> None:
     job = await store_job(store)
-    with pytest.raises(InvalidInput, match="uuid"):
-        await store.jobs.fetch(str(job.uuid))  # type: ignore[arg-type]
+    assert await store.jobs.fetch(str(job.uuid)) == await store.jobs.fetch(job.uuid)
+    for bad in ("not-a-uuid", "", "1234", 1234, job.uuid.bytes, None):
+        with pytest.raises(InvalidInput, match="job uuid"):
+            await store.jobs.fetch(bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="activity"):
         await store.jobs.save_status(job.uuid, JobStatus.ACTIVE, "a" * 256)
     with pytest.raises(InvalidInput, match="status"):

@@ -21,15 +21,14 @@ from tests.farm_job_fixtures import FAILURES, count_rows, counts, job_priority_c
 SECOND = timedelta(seconds=1)
 
 
-async def test_fetch_by_id_list_and_not_found(store: Store) -> None:
+async def test_fetch_list_and_not_found(store: Store) -> None:
     first = await store_job(store)
     second = await store_job(store)
-    assert await store.jobs.fetch_by_id(second.id) == second
+    assert await store.jobs.fetch(second.uuid) == second
     assert await store.jobs.list() == [first, second]
     with pytest.raises(NotFound, match="job"):
         await store.jobs.fetch(uuid4())
-    with pytest.raises(NotFound, match="job"):
-        await store.jobs.fetch_by_id(second.id + 100)
+    assert not hasattr(store.jobs, "fetch_by_id")
 
 
 async def test_fetch_task_job_uuid(store: Store) -> None:
@@ -87,13 +86,26 @@ async def test_save_job_priority_is_copied_to_the_tasks(store: Store) -> None:
 
 async def test_save_job_worker_tag(store: Store) -> None:
     job = await store_job(store)
+    other = await store_job(store)
+    await store.worker_tags.create("decoy")  # tag ids and job ids differ
     tag = await store.worker_tags.create("arbejdsklynge")
-    assert (await store.jobs.save_worker_tag(job.uuid, tag.uuid)).worker_tag_id == tag.id
-    assert (await store.jobs.fetch(job.uuid)).worker_tag_id == tag.id
+    assert job.worker_tag_uuid is None
+    assert (await store.jobs.save_worker_tag(job.uuid, tag.uuid)).worker_tag_uuid == tag.uuid
+    assert (await store.jobs.fetch(job.uuid)).worker_tag_uuid == tag.uuid
     with pytest.raises(InvalidReference, match="worker tag"):
         await store.jobs.save_worker_tag(job.uuid, uuid4())
-    assert (await store.jobs.fetch(job.uuid)).worker_tag_id == tag.id
-    assert (await store.jobs.save_worker_tag(job.uuid, None)).worker_tag_id is None
+    assert (await store.jobs.fetch(job.uuid)).worker_tag_uuid == tag.uuid
+    # Every path that returns a job names the tag by uuid.
+    assert (await store.jobs.save_status(job.uuid, JobStatus.ACTIVE, "")).worker_tag_uuid == tag.uuid
+    assert (await store.jobs.save_priority(job.uuid, 60)).worker_tag_uuid == tag.uuid
+    assert (await store.jobs.save_storage_info(job.uuid, "co")).worker_tag_uuid == tag.uuid
+    assert (await store.jobs.update_task_step_counts(job.uuid)).worker_tag_uuid == tag.uuid
+    assert [found.worker_tag_uuid for found in await store.jobs.list()] == [tag.uuid, None]
+    assert [found.worker_tag_uuid for found in await store.jobs.in_status(JobStatus.ACTIVE)] == [tag.uuid]
+    assert (await store.jobs.fetch(other.uuid)).worker_tag_uuid is None
+    assert (await store.jobs.request_deletion(job.uuid)).worker_tag_uuid == tag.uuid
+    assert (await store.jobs.save_worker_tag(job.uuid, None)).worker_tag_uuid is None
+    assert (await store.jobs.fetch(job.uuid)).worker_tag_uuid is None
 
 
 async def test_delete_job_cascades(store: Store) -> None:

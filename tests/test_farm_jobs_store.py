@@ -28,7 +28,7 @@ async def test_store_authored_job_round_trips(store: Store) -> None:
     assert job.storage_checkout_id == ""
     assert job.settings == {"frames": "1-6", "chunk_size": 3.0}
     assert job.metadata == {"author": "Sybren", "project": "Sprite Fright"}
-    assert job.worker_tag_id is None
+    assert job.worker_tag_uuid is None
     assert job.delete_requested_at is None
     assert abs(job.created_at - before) < timedelta(seconds=1)
     assert job.updated_at == job.created_at
@@ -39,7 +39,7 @@ async def test_store_authored_job_round_trips(store: Store) -> None:
     assert [task.index_in_job for task in tasks] == [1, 2, 3]
     assert all(task.status is TaskStatus.QUEUED for task in tasks)
     assert all(task.created_at == job.created_at == task.updated_at for task in tasks)
-    assert all(task.job_uuid == JOB_UUID and task.job_id == job.id for task in tasks)
+    assert all(task.job_uuid == JOB_UUID for task in tasks)
     assert tasks[0].commands == (Command("run", {"frames": "render-1-3"}),)
     assert await store.tasks.dependencies(tasks[2].uuid) == [tasks[0].uuid, tasks[1].uuid]
     assert await store.tasks.dependencies(tasks[0].uuid) == []
@@ -59,10 +59,11 @@ async def test_store_authored_job_with_shaman_checkout_id(store: Store) -> None:
 
 
 async def test_store_authored_job_with_worker_tag(store: Store) -> None:
+    await store.worker_tags.create("decoy")  # tag ids and job ids differ
     tag = await store.worker_tags.create("🐈")
     job = await store.jobs.store_authored(authored_job(worker_tag=tag.uuid))
-    assert job.worker_tag_id == tag.id
-    assert (await store.jobs.fetch(job.uuid)).worker_tag_id == tag.id
+    assert job.worker_tag_uuid == tag.uuid
+    assert (await store.jobs.fetch(job.uuid)) == job
 
 
 async def test_unknown_worker_tag_is_an_invalid_reference_and_nothing_is_written(store: Store) -> None:

@@ -52,6 +52,10 @@ async def test_unknown_and_deleted_jobs(store: Store) -> None:
 
 async def test_a_non_uuid_is_refused(store: Store) -> None:
     job = await store_job(store)
-    with pytest.raises(InvalidInput, match="job uuid"):
-        await store.last_rendered.set(str(job.uuid))  # type: ignore[arg-type]
+    for bad in ("not-a-uuid", "", "1234", 1234, job.uuid.bytes, None):
+        with pytest.raises(InvalidInput, match="job uuid"):
+            await store.last_rendered.set(bad)  # type: ignore[arg-type]
     assert await _rows(store) == []
+    await store.last_rendered.set(str(job.uuid))
+    assert len(await _rows(store)) == 1
+    assert await store.last_rendered.get() == job.uuid

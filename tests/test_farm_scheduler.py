@@ -11,7 +11,7 @@ import pytest
 
 from statestore import NotFound, Store
 from statestore.core.types import utcnow
-from statestore.farm import JobStatus, TaskStatus, Worker, WorkerStatus
+from statestore.farm import GivenBack, JobStatus, TaskStatus, Worker, WorkerStatus
 from tests.farm_fixtures import create_worker, job_of, render_task
 
 
@@ -34,9 +34,7 @@ async def test_one_job_one_task_is_assigned_activated_and_touched(store: Store) 
     assert scheduled.newly_claimed
     task = scheduled.task
     assert task.name == "the task"
-    assert task.job_id == job.id
     assert task.job_uuid == job.uuid
-    assert task.worker_id == worker.id
     assert task.worker_uuid == worker.uuid
     assert task.status is TaskStatus.ACTIVE
     assert task.last_touched_at is not None
@@ -243,7 +241,9 @@ async def test_requeue_gives_a_workers_active_tasks_back(store: Store) -> None:
     job = await store.jobs.store_authored(job_of(render_task("1"), render_task("2")))
     claimed = await store.scheduler.claim(worker.uuid)
     assert claimed is not None
-    assert await store.scheduler.requeue_tasks_of_worker(worker.uuid, "it signed off") == 1
+    assert await store.scheduler.requeue_tasks_of_worker(worker.uuid, "it signed off") == [
+        GivenBack(claimed.task.uuid, job.uuid, TaskStatus.QUEUED)
+    ]
     task = await store.tasks.fetch(claimed.task.uuid)
     assert task.status is TaskStatus.QUEUED
     assert task.activity == "Task was queued by Manager because it signed off"
@@ -258,7 +258,9 @@ async def test_timing_out_a_worker_marks_it_error_and_pauses_tasks_of_pausing_jo
     assert claimed is not None
     await store.workers.save_status(worker.uuid, WorkerStatus.AWAKE, requested=WorkerStatus.ASLEEP)
     await store.jobs.save_status(job.uuid, JobStatus.PAUSE_REQUESTED, "pausing")
-    assert await store.scheduler.time_out_worker(worker.uuid) == 1
+    assert await store.scheduler.time_out_worker(worker.uuid) == [
+        GivenBack(claimed.task.uuid, job.uuid, TaskStatus.PAUSED)
+    ]
     task = await store.tasks.fetch(claimed.task.uuid)
     assert task.status is TaskStatus.PAUSED
     assert task.activity == "Task was paused by Manager because the worker timed out"
@@ -272,7 +274,7 @@ async def test_time_out_workers_finds_them_by_last_seen(store: Store) -> None:
     fresh = await create_worker(store, "fresh")
     await store.workers.save(replace(await store.workers.fetch(gone.uuid), last_seen_at=utcnow() - timedelta(hours=1)))
     await store.workers.seen(fresh.uuid)
-    assert await store.scheduler.time_out_workers(utcnow() - timedelta(minutes=1)) == [gone.uuid]
+    assert await store.scheduler.time_out_workers(utcnow() - timedelta(minutes=1)) == {gone.uuid: []}
     assert (await store.workers.fetch(gone.uuid)).status is WorkerStatus.ERROR
     assert (await store.workers.fetch(fresh.uuid)).status is WorkerStatus.AWAKE
 
@@ -296,7 +298,7 @@ async def test_a_worker_seen_after_the_timeout_listing_keeps_its_task(
         return listed
 
     monkeypatch.setattr(store.workers, "timed_out", stale_listing)
-    assert await store.scheduler.time_out_workers(cutoff) == []
+    assert await store.scheduler.time_out_workers(cutoff) == {}
     assert (await store.workers.fetch(worker.uuid)).status is WorkerStatus.AWAKE
     assert (await store.tasks.fetch(claimed.task.uuid)).status is TaskStatus.ACTIVE
 

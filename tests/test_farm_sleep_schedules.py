@@ -27,7 +27,8 @@ async def _rows(store: Store) -> int:
 
 
 async def test_fetch_worker_sleep_schedule(store: Store) -> None:
-    assert await store.sleep_schedules.fetch(uuid4()) is None
+    with pytest.raises(NotFound, match="worker"):
+        await store.sleep_schedules.fetch(uuid4())
     worker = await create_worker(store)
     assert await store.sleep_schedules.fetch(worker.uuid) is None
     created = await store.sleep_schedules.set(worker.uuid, **WORKDAYS)
@@ -36,19 +37,22 @@ async def test_fetch_worker_sleep_schedule(store: Store) -> None:
     assert fetched is not None
     assert fetched.is_active is True
     assert (fetched.days_of_week, fetched.start_time, fetched.end_time) == ("mo,tu,th,fr", "18:00", "09:00")
-    assert (fetched.worker_id, fetched.worker_uuid, fetched.worker_name) == (worker.id, worker.uuid, worker.name)
+    assert (fetched.worker_uuid, fetched.worker_name) == (worker.uuid, worker.name)
     assert fetched.next_check is None
 
 
-async def test_fetch_sleep_schedule_worker(store: Store) -> None:
+async def test_a_schedule_names_its_worker_by_uuid(store: Store) -> None:
     worker = await create_worker(store)
     schedule = await store.sleep_schedules.set(worker.uuid, **WORKDAYS)
-    assert await store.sleep_schedules.worker_of(schedule.uuid) == worker
+    assert await store.workers.fetch(schedule.worker_uuid) == worker
+    [due] = await store.sleep_schedules.to_check(datetime.now(UTC))
+    assert (due.uuid, due.worker_uuid) == (schedule.uuid, worker.uuid)
     await store.workers.delete(worker.uuid)
+    with pytest.raises(NotFound, match="worker"):
+        await store.sleep_schedules.fetch(worker.uuid)
     with pytest.raises(NotFound):
-        await store.sleep_schedules.worker_of(schedule.uuid)
-    with pytest.raises(NotFound):
-        await store.sleep_schedules.worker_of(uuid4())
+        await store.workers.fetch(schedule.worker_uuid)
+    assert not hasattr(store.sleep_schedules, "worker_of")
 
 
 async def test_set_worker_sleep_schedule(store: Store) -> None:
@@ -119,7 +123,8 @@ async def test_soft_deleted_workers_have_no_schedule(store: Store) -> None:
     worker = await create_worker(store)
     await store.sleep_schedules.set(worker.uuid, **WORKDAYS)
     await store.workers.delete(worker.uuid)
-    assert await store.sleep_schedules.fetch(worker.uuid) is None
+    with pytest.raises(NotFound, match="worker"):
+        await store.sleep_schedules.fetch(worker.uuid)
     assert await store.sleep_schedules.to_check(datetime.now(UTC)) == []
     with pytest.raises(NotFound):
         await store.sleep_schedules.set(worker.uuid, **WORKDAYS)
@@ -156,12 +161,14 @@ async def test_bad_schedules_write_nothing(store: Store, change: tuple[dict[str,
 async def test_bad_identifiers_and_instants_are_refused(store: Store) -> None:
     worker = await create_worker(store)
     schedule = await store.sleep_schedules.set(worker.uuid, **WORKDAYS)
-    with pytest.raises(InvalidInput, match="worker uuid"):
-        await store.sleep_schedules.fetch(str(worker.uuid))  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="worker uuid"):
-        await store.sleep_schedules.set(str(worker.uuid), **WORKDAYS)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="sleep schedule uuid"):
-        await store.sleep_schedules.worker_of(str(schedule.uuid))  # type: ignore[arg-type]
+    for bad in ("not-a-uuid", "", "1234", 1234, worker.uuid.bytes, None):
+        with pytest.raises(InvalidInput, match="worker uuid"):
+            await store.sleep_schedules.fetch(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="worker uuid"):
+            await store.sleep_schedules.set(bad, **{**WORKDAYS, "is_active": False})  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="worker uuid"):
+            await store.sleep_schedules.set_next_check(bad, datetime.now(UTC))  # type: ignore[arg-type]
+    assert await store.sleep_schedules.fetch(str(worker.uuid)) == schedule
     with pytest.raises(InvalidInput, match=r"next_check.*naive"):
         await store.sleep_schedules.set_next_check(worker.uuid, datetime(2026, 1, 1))
     with pytest.raises(InvalidInput, match="now"):

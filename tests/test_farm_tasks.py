@@ -3,7 +3,7 @@ and workers_test.go, on every backend."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import timedelta
 from uuid import uuid4
 
@@ -23,17 +23,16 @@ async def test_fetch_task(store: Store) -> None:
     authored = authored_job()
     job = await store_job(store, authored)
     task = await store.tasks.fetch(authored.tasks[0].uuid)
-    assert (task.uuid, task.job_uuid, task.job_id, task.name) == (
-        authored.tasks[0].uuid,
-        job.uuid,
-        job.id,
-        "render-1-3",
-    )
-    assert (task.worker_id, task.worker_uuid, task.last_touched_at) == (None, None, None)
+    assert (task.uuid, task.job_uuid, task.name) == (authored.tasks[0].uuid, job.uuid, "render-1-3")
+    assert (task.worker_uuid, task.last_touched_at) == (None, None)
+    assert not {"job_id", "worker_id"} & {field.name for field in fields(task)}
     with pytest.raises(NotFound, match="task"):
         await store.tasks.fetch(uuid4())
-    with pytest.raises(InvalidInput):
-        await store.tasks.fetch(str(task.uuid))  # type: ignore[arg-type]
+    assert await store.tasks.fetch(str(task.uuid)) == task
+    assert await store.tasks.fetch(str(task.uuid).upper()) == task
+    for bad in ("not-a-uuid", "", "1234", 1234, task.uuid.bytes, None):
+        with pytest.raises(InvalidInput, match="task uuid"):
+            await store.tasks.fetch(bad)  # type: ignore[arg-type]
 
 
 async def test_fetch_tasks_of_job_in_status(store: Store) -> None:
@@ -90,7 +89,7 @@ async def test_save_task_writes_every_mutable_field(store: Store) -> None:
         type="ffmpeg",
         priority=99,
         status=TaskStatus.ACTIVE,
-        worker_id=worker.id,
+        worker_uuid=worker.uuid,
         last_touched_at=touched,
         commands=(Command("other", {"x": [1, 2]}, total_step_count=4),),
         activity="busy",
@@ -98,18 +97,80 @@ async def test_save_task_writes_every_mutable_field(store: Store) -> None:
         steps_total=4,
     )
     saved = await store.tasks.save(changed)
-    assert saved == replace(changed, worker_uuid=worker.uuid, updated_at=saved.updated_at)
+    assert saved == replace(changed, updated_at=saved.updated_at)
     assert saved.updated_at > task.updated_at
     assert await store.tasks.fetch(task.uuid) == saved
     job = await store.jobs.fetch(task.job_uuid)
     assert (job.steps_completed, job.steps_total) == (2, 1 + 4 + 1)
-    with pytest.raises(InvalidReference):
-        await store.tasks.save(replace(changed, worker_id=worker.id + 1000))
+    with pytest.raises(InvalidReference, match="worker"):
+        await store.tasks.save(replace(changed, worker_uuid=uuid4(), name="unwritten"))
     with pytest.raises(InvalidInput, match="renamed"):
         await store.tasks.save(replace(changed, type="t" * 33))
     with pytest.raises(NotFound):
         await store.tasks.save(replace(changed, uuid=uuid4()))
     assert await store.tasks.fetch(task.uuid) == saved
+
+
+async def test_save_task_takes_the_worker_by_uuid(store: Store) -> None:
+    authored = authored_job()
+    await store_job(store, authored)
+    await create_worker(store, "decoy")  # worker ids and task ids differ
+    first = await create_worker(store, "first")
+    second = await create_worker(store, "second")
+    task = await store.tasks.fetch(authored.tasks[0].uuid)
+    saved = await store.tasks.save(replace(task, worker_uuid=first.uuid, activity="on first"))
+    assert (saved.worker_uuid, saved.activity) == (first.uuid, "on first")
+    assert await store.tasks.of_worker_in_status(first.uuid, TaskStatus.QUEUED) == [saved]
+    saved = await store.tasks.save(replace(saved, worker_uuid=second.uuid))
+    assert saved.worker_uuid == second.uuid
+    assert await store.tasks.fetch(task.uuid) == saved
+    assert await store.tasks.of_worker_in_status(first.uuid, TaskStatus.QUEUED) == []
+    assert await store.tasks.of_worker_in_status(second.uuid, TaskStatus.QUEUED) == [saved]
+    unassigned = await store.tasks.save(replace(saved, worker_uuid=None, activity="unassigned"))
+    assert (unassigned.worker_uuid, unassigned.activity) == (None, "unassigned")
+    assert await store.tasks.fetch(task.uuid) == unassigned
+    assert await store.tasks.of_worker_in_status(second.uuid, TaskStatus.QUEUED) == []
+    # An unknown worker: nothing is written, and the next call works.
+    for missing in (uuid4(), task.uuid, task.job_uuid):
+        with pytest.raises(InvalidReference, match=str(missing)):
+            await store.tasks.save(replace(unassigned, worker_uuid=missing, activity="unwritten", priority=1))
+        assert await store.tasks.fetch(task.uuid) == unassigned
+    again = await store.tasks.save(replace(unassigned, worker_uuid=first.uuid, activity="again"))
+    assert (again.worker_uuid, again.activity) == (first.uuid, "again")
+    assert await store.tasks.fetch(task.uuid) == again
+    with pytest.raises(InvalidInput, match="worker_uuid"):
+        await store.tasks.save(replace(again, worker_uuid=12))  # type: ignore[arg-type]
+
+
+async def test_save_task_refuses_a_deleted_worker_unless_the_task_already_names_it(store: Store) -> None:
+    authored = authored_job()
+    await store_job(store, authored)
+    gone = await create_worker(store, "gone")
+    named = await store.tasks.assign_to_worker(authored.tasks[0].uuid, gone.uuid)
+    other = await store.tasks.fetch(authored.tasks[1].uuid)
+    await store.workers.delete(gone.uuid)
+    # A fetched task still saves with the (soft-deleted) worker it names ...
+    kept = await store.tasks.save(replace(named, activity="kept"))
+    assert (kept.worker_uuid, kept.activity) == (gone.uuid, "kept")
+    # ... but no task is newly given to a soft-deleted worker.
+    with pytest.raises(InvalidReference, match=str(gone.uuid)):
+        await store.tasks.save(replace(other, worker_uuid=gone.uuid, activity="unwritten"))
+    assert await store.tasks.fetch(other.uuid) == other
+    assert (await store.tasks.save(replace(kept, worker_uuid=None))).worker_uuid is None
+    with pytest.raises(InvalidReference):
+        await store.tasks.save(replace(kept, worker_uuid=gone.uuid))
+
+
+async def test_save_task_with_an_unknown_worker_writes_nothing_in_a_transaction(store: Store) -> None:
+    authored = authored_job()
+    await store_job(store, authored)
+    task = await store.tasks.fetch(authored.tasks[0].uuid)
+    async with store.transaction():
+        with pytest.raises(InvalidReference):
+            await store.tasks.save(replace(task, worker_uuid=uuid4(), activity="unwritten"))
+        saved = await store.tasks.save(replace(task, activity="written"))
+    assert await store.tasks.fetch(task.uuid) == saved
+    assert saved.activity == "written"
 
 
 async def test_save_steps_completed_resums_the_job(store: Store) -> None:
@@ -131,7 +192,7 @@ async def test_task_assign_to_worker(store: Store) -> None:
     task = await store.tasks.fetch(authored.tasks[1].uuid)
     assert task.worker_uuid is None
     assigned = await store.tasks.assign_to_worker(task.uuid, worker.uuid)
-    assert (assigned.worker_id, assigned.worker_uuid) == (worker.id, worker.uuid)
+    assert assigned.worker_uuid == worker.uuid
     assert await store.tasks.fetch(task.uuid) == assigned
     with pytest.raises(InvalidReference, match="worker"):
         await store.tasks.assign_to_worker(task.uuid, uuid4())
@@ -158,7 +219,11 @@ async def test_fetch_tasks_of_worker_in_status(store: Store) -> None:
     found = await store.tasks.of_worker_in_status(worker.uuid, TaskStatus.QUEUED)
     assert [(task.uuid, task.job_uuid) for task in found] == [(authored.tasks[1].uuid, job.uuid)]
     assert await store.tasks.of_worker_in_status(worker.uuid, TaskStatus.CANCELED) == []
-    assert await store.tasks.of_worker_in_status(uuid4(), TaskStatus.QUEUED) == []
+    with pytest.raises(NotFound):
+        await store.tasks.of_worker_in_status(uuid4(), TaskStatus.QUEUED)
+    await store.workers.delete(worker.uuid)
+    with pytest.raises(NotFound):  # soft-deleted workers are invisible, as to every listing
+        await store.tasks.of_worker_in_status(worker.uuid, TaskStatus.CANCELED)
 
 
 async def test_fetch_tasks_of_worker_in_status_of_job(store: Store) -> None:
@@ -178,6 +243,10 @@ async def test_fetch_tasks_of_worker_in_status_of_job(store: Store) -> None:
     assert await store.tasks.of_worker_in_status_of_job(w1.uuid, TaskStatus.ACTIVE, job1.uuid) == []
     fresh = await create_worker(store, "fresh")
     assert await store.tasks.of_worker_in_status_of_job(fresh.uuid, TaskStatus.QUEUED, job1.uuid) == []
+    with pytest.raises(NotFound):
+        await store.tasks.of_worker_in_status_of_job(fresh.uuid, TaskStatus.QUEUED, uuid4())
+    with pytest.raises(NotFound):
+        await store.tasks.of_worker_in_status_of_job(uuid4(), TaskStatus.QUEUED, job1.uuid)
 
 
 async def test_task_touched_by_worker(store: Store) -> None:
@@ -244,7 +313,8 @@ async def test_fetch_worker_task(store: Store) -> None:
     current = await store.tasks.current_of_worker(worker.uuid)
     assert current is not None
     assert current.uuid == task1
-    assert await store.tasks.current_of_worker(uuid4()) is None
+    with pytest.raises(NotFound, match="worker"):
+        await store.tasks.current_of_worker(uuid4())
 
 
 async def test_dependencies_are_ordered_by_dependency_id(store: Store) -> None:

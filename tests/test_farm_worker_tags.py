@@ -30,15 +30,13 @@ async def test_create_and_fetch_tag(store: Store) -> None:
     assert tag.uuid == TAG_UUID
     assert await store.worker_tags.fetch(TAG_UUID) == tag
     assert await store.worker_tags.fetch_by_name("arbejdsklynge") == tag
-    assert await store.worker_tags.fetch_by_id(tag.id) == tag
+    assert not hasattr(store.worker_tags, "fetch_by_id")
     assert (tag.name, tag.description) == ("arbejdsklynge", "Worker tag in Danish")
     with pytest.raises(NotFound):
         await store.worker_tags.fetch_by_name("klynge")
     for near_miss in ("ARBEJDSKLYNGE", "arbejdsklynge "):  # exact on every backend, MySQL's collation too
         with pytest.raises(NotFound):
             await store.worker_tags.fetch_by_name(near_miss)
-    with pytest.raises(NotFound):
-        await store.worker_tags.fetch_by_id(tag.id + 1000)
 
 
 async def test_fetch_and_delete_tags(store: Store) -> None:
@@ -112,14 +110,19 @@ async def test_an_unknown_tag_changes_no_membership(store: Store) -> None:
 
 async def test_tags_of_unknown_or_deleted_workers(store: Store) -> None:
     tag = await store.worker_tags.create("tag")
-    assert await store.worker_tags.of_worker(uuid4()) == []
+    with pytest.raises(NotFound, match="worker"):
+        await store.worker_tags.of_worker(uuid4())
     with pytest.raises(NotFound):
         await store.worker_tags.set_worker_tags(uuid4(), [tag.uuid])
     worker = await create_worker(store)
+    assert await store.worker_tags.of_worker(worker.uuid) == []
+    await store.worker_tags.set_worker_tags(worker.uuid, [tag.uuid])
     await store.workers.delete(worker.uuid)
     with pytest.raises(NotFound):
         await store.worker_tags.set_worker_tags(worker.uuid, [tag.uuid])
-    assert await _count(store, WorkerTagMembershipRow) == 0
+    with pytest.raises(NotFound, match="worker"):  # soft-deleted workers are invisible
+        await store.worker_tags.of_worker(worker.uuid)
+    assert await _count(store, WorkerTagMembershipRow) == 1  # its membership stays (nothing cascades)
 
 
 async def test_save_worker_tag(store: Store) -> None:
@@ -163,9 +166,9 @@ async def test_deleting_a_tag_with_members(store: Store) -> None:
 async def test_deleting_a_tag_untags_its_jobs(store: Store) -> None:
     tag = await store.worker_tags.create("🐈")
     job = await store_job(store, authored_job(worker_tag=tag.uuid))
-    assert job.worker_tag_id == tag.id
+    assert job.worker_tag_uuid == tag.uuid
     await store.worker_tags.delete(tag.uuid)
-    assert (await store.jobs.fetch(job.uuid)).worker_tag_id is None
+    assert (await store.jobs.fetch(job.uuid)).worker_tag_uuid is None
 
 
 BAD_TAGS: dict[str, dict[str, Any]] = {
@@ -173,7 +176,11 @@ BAD_TAGS: dict[str, dict[str, Any]] = {
     "empty-name": {"name": ""},
     "name-not-str": {"name": 1},
     "long-description": {"name": "t", "description": "d" * 256},
-    "uuid-as-string": {"name": "t", "uuid": str(TAG_UUID)},
+    "uuid-as-string": {"name": "t", "uuid": "not-a-uuid"},
+    "uuid-as-empty-string": {"name": "t", "uuid": ""},
+    "uuid-as-short-string": {"name": "t", "uuid": "1234"},
+    "uuid-as-int": {"name": "t", "uuid": 1234},
+    "uuid-as-bytes": {"name": "t", "uuid": TAG_UUID.bytes},
 }
 
 
@@ -192,19 +199,37 @@ async def test_bad_tag_saves_and_lookups_are_refused(store: Store) -> None:
         await store.worker_tags.save(replace(tag, description="x" * 256))
     assert await store.worker_tags.fetch(tag.uuid) == tag
     worker = await create_worker(store)
-    with pytest.raises(InvalidInput, match="worker tag uuid"):
-        await store.worker_tags.fetch(str(tag.uuid))  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="worker tag id"):
-        await store.worker_tags.fetch_by_id(str(tag.id))  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="tag uuids"):
-        await store.worker_tags.set_worker_tags(worker.uuid, [str(tag.uuid)])  # type: ignore[list-item]
-    with pytest.raises(InvalidInput, match="tag uuids"):
+    for bad in ("not-a-uuid", "", "1234", 1234, tag.uuid.bytes, None):
+        with pytest.raises(InvalidInput, match="worker tag uuid"):
+            await store.worker_tags.fetch(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="tag uuids"):
+            await store.worker_tags.set_worker_tags(worker.uuid, [tag.uuid, bad])  # type: ignore[list-item]
+        with pytest.raises(InvalidInput, match="worker uuid"):
+            await store.worker_tags.set_worker_tags(bad, [tag.uuid])  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="worker uuid"):
+            await store.worker_tags.of_worker(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="worker tag uuid"):
+            await store.worker_tags.delete(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match=r"worker tag 'tag'\.uuid"):
+            await store.worker_tags.save(replace(tag, uuid=bad))
+    with pytest.raises(InvalidInput, match="tag uuids"):  # one string is not a collection of uuids
         await store.worker_tags.set_worker_tags(worker.uuid, str(tag.uuid))  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="worker uuid"):
-        await store.worker_tags.of_worker(str(worker.uuid))  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="worker tag uuid"):
-        await store.worker_tags.delete(str(tag.uuid))  # type: ignore[arg-type]
     assert await _count(store, WorkerTagMembershipRow) == 0
+    assert await store.worker_tags.fetch(tag.uuid) == tag
+
+
+async def test_uuid_strings_work_like_uuids(store: Store) -> None:
+    created = await store.worker_tags.create("t", uuid=str(TAG_UUID).upper())
+    assert created.uuid == TAG_UUID
+    assert await store.worker_tags.fetch(str(TAG_UUID)) == created
+    worker = await create_worker(store)
+    assert await store.worker_tags.set_worker_tags(str(worker.uuid), [str(TAG_UUID), TAG_UUID]) == [created]
+    assert await store.worker_tags.of_worker(str(worker.uuid)) == [created]
+    saved = await store.worker_tags.save(replace(created, uuid=str(TAG_UUID), description="by string"))  # type: ignore[arg-type]
+    assert (saved.uuid, saved.description) == (TAG_UUID, "by string")
+    await store.worker_tags.delete(str(TAG_UUID))
+    assert await store.worker_tags.of_worker(worker.uuid) == []
+    assert await _count(store, WorkerTagRow) == 0
 
 
 async def test_concurrent_replacements_of_one_workers_tags_take_turns(store: Store) -> None:

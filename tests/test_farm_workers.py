@@ -41,7 +41,6 @@ async def test_create_and_fetch_worker(store: Store) -> None:
     assert created.id != 0
     fetched = await store.workers.fetch(WORKER_UUID)
     assert fetched == created
-    assert await store.workers.fetch_by_id(created.id) == created
     assert fetched.name == "дрон"
     assert fetched.address == "fe80::5054:ff:fede:2ad7"
     assert (fetched.platform, fetched.software, fetched.status) == ("linux", "3.0", WorkerStatus.AWAKE)
@@ -137,8 +136,6 @@ async def test_delete_worker(store: Store) -> None:
     await store.workers.delete(w2.uuid)
     with pytest.raises(NotFound):
         await store.workers.fetch(w2.uuid)
-    with pytest.raises(NotFound):
-        await store.workers.fetch_by_id(w2.id)
     assert await store.workers.fetch(w1.uuid) == w1
     assert await store.workers.list() == [w1]
     with pytest.raises(NotFound):  # already deleted
@@ -190,7 +187,7 @@ async def test_unknown_workers_are_not_found_by_any_update(store: Store) -> None
     with pytest.raises(NotFound):
         await store.workers.seen(uuid4())
     with pytest.raises(NotFound):
-        await store.workers.fetch_by_id(worker.id + 1000)
+        await store.workers.fetch(uuid4())
 
 
 async def test_seen_sets_last_seen_and_updated_at(store: Store) -> None:

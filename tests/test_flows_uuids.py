@@ -7,18 +7,17 @@ and an open transaction — usable.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import event
 
 from statestore import InvalidInput, NotFound, Store
 from statestore.flows import AtomDetail, FlowDetail, LogBook
 from tests.flow_fixtures import book_with, flow_with
+from tests.statements import statements
 
 
 @dataclass(frozen=True)
@@ -86,22 +85,6 @@ MALFORMED: list[Any] = [
     "0" * 31,
     42,
 ]
-
-
-@contextmanager
-def statements(store: Store) -> Iterator[list[str]]:
-    """Every statement SQLAlchemy sends meanwhile."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
-        seen.append(sql)
-
-    engine = store.runner.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("name", READS)

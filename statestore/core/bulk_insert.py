@@ -39,6 +39,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from statestore.core.dialect import facts_of
+
 __all__ = ["CHUNK", "BulkInsert"]
 
 CHUNK = 250
@@ -105,7 +107,7 @@ class BulkInsert:
         return _Compiled(sql=sql, names=names, processors=processors, unnest=True)
 
     def _compiled(self, dialect: Dialect, shared: Mapping[str, Any]) -> _Compiled:
-        unnest = dialect.name == "postgresql"
+        unnest = facts_of(dialect).bulk_insert_unnest
         key = (id(dialect), frozenset(shared) if unnest else frozenset())
         compiled = self._by_dialect.get(key)
         if compiled is None:

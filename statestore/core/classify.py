@@ -2,12 +2,17 @@
 
 Message text changes between versions and locales; codes do not. Each driver
 exposes its code differently: sqlite3 ``sqlite_errorname``, asyncpg
-``sqlstate``, MySQL clients the errno in ``args[0]``.
+``sqlstate``, MySQL clients the errno in ``args[0]``. A lost connection is
+recognised by class and code too (:func:`connection_lost`): SQLAlchemy's
+``connection_invalidated``, the drivers' interface errors (raised when the
+connection is closed or stuck), SQLSTATE class 08 and 57P01–57P03, MySQL's
+client and server disconnect errnos.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from functools import cache
 from typing import NoReturn
 
 from sqlalchemy import exc as sa_exc
@@ -23,7 +28,7 @@ from statestore.errors import (
     Unavailable,
 )
 
-__all__ = ["classify", "is_sqlite_busy", "reraise"]
+__all__ = ["classify", "connection_lost", "is_sqlite_busy", "reraise", "unsent"]
 
 _SQLITE: dict[str, type[StoreError]] = {
     "SQLITE_CONSTRAINT_UNIQUE": AlreadyExists,
@@ -89,7 +94,85 @@ _MYSQL: dict[int, type[StoreError]] = {
     2003: Unavailable,
     2006: Unavailable,
     2013: Unavailable,
+    2055: Unavailable,
+    1053: Unavailable,
+    1927: Unavailable,
+    4031: Unavailable,
 }
+
+# The connection itself is gone (or never came back): asyncmy/PyMySQL's
+# CR_SERVER_GONE_ERROR (nothing could be sent), CR_SERVER_LOST (lost while
+# waiting for the answer), CR_SERVER_LOST_EXTENDED; the server's
+# ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED (MariaDB, KILL) and
+# ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8, idle too long).
+_MYSQL_LOST = frozenset({2006, 2013, 2055, 1053, 1927, 4031})
+_MYSQL_UNSENT = frozenset({2006})
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server ended the session.
+_SQLSTATE_LOST = frozenset({"57P01", "57P02", "57P03"})
+
+
+@cache
+def _driver_classes() -> dict[str, tuple[type[BaseException], ...]]:
+    """Driver error classes, imported on first use (a SQLite store loads no
+    server driver): ``interface`` — client-side "this connection cannot be
+    used" errors: asyncpg's InterfaceError (closed, another operation in
+    progress, a failed BEGIN left behind) and InternalClientError (protocol
+    state after a cancellation), asyncmy's InterfaceError (closed; errno 0);
+    ``values`` — asyncpg InterfaceErrors about a value or a setting instead;
+    ``raw`` — everything a driver raises, for errors that reach the runner
+    unwrapped (statements run on the DB-API cursor, connect, close)."""
+    interface: list[type[BaseException]] = []
+    values: list[type[BaseException]] = []
+    raw: list[type[BaseException]] = [sa_exc.EmulatedDBAPIException]
+    try:
+        from asyncpg import exceptions as pg  # type: ignore[import-untyped]
+    except ImportError:
+        pass
+    else:
+        interface += [pg.InterfaceError, pg.InternalClientError]
+        values += [getattr(pg, name) for name in ("DataError", "ClientConfigurationError") if hasattr(pg, name)]
+        raw.append(pg.PostgresError)
+    try:
+        from asyncmy import errors as my
+    except ImportError:
+        pass
+    else:
+        interface.append(my.InterfaceError)
+        raw.append(my.MySQLError)
+    return {"interface": tuple(interface), "values": tuple(values), "raw": (*raw, *interface)}
+
+
+def _unusable_connection(driver: BaseException) -> bool:
+    classes = _driver_classes()
+    return isinstance(driver, classes["interface"]) and not isinstance(driver, classes["values"])
+
+
+def _mysql_errno(driver: BaseException) -> int | None:
+    args = getattr(driver, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` says the connection it came from is gone or unusable
+    (by class and code; the runner also asks the driver whether it is closed)."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, sa_exc.PendingRollbackError):
+        return True  # SQLAlchemy refuses a connection it invalidated mid-transaction
+    driver = _driver_error(error)
+    if _unusable_connection(driver) or _mysql_errno(driver) in _MYSQL_LOST:
+        return True
+    sqlstate = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
+    return isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _SQLSTATE_LOST)
+
+
+def unsent(error: BaseException) -> bool:
+    """Whether ``error`` proves its statement never reached the server: the
+    driver found its connection closed before writing (asyncpg's
+    InterfaceError, asyncmy's errno 0 InterfaceError and CR_SERVER_GONE_ERROR).
+    A connection lost while waiting for the answer is not such proof."""
+    driver = _driver_error(error)
+    return _unusable_connection(driver) or _mysql_errno(driver) in _MYSQL_UNSENT
 
 
 def _driver_error(error: BaseException) -> BaseException:
@@ -135,7 +218,14 @@ def classify(error: BaseException) -> BaseException:
         return Busy(f"no database connection free in time: {error}")
     if isinstance(error, (ConnectionError, TimeoutError)):
         return Unavailable(f"database unreachable: {error}")
-    if isinstance(error, (sa_exc.DBAPIError, OSError, sqlite3.Error)):
+    if connection_lost(error):
+        driver = _driver_error(error)
+        return Unavailable(f"lost the database connection: {str(driver).strip() or type(driver).__name__}")
+    if isinstance(error, UnicodeEncodeError):
+        # MySQL clients encode the whole statement themselves; asyncpg's
+        # equivalent arrives as a data exception (class 22, InvalidInput).
+        return InvalidInput(f"a value cannot be encoded for the database: {error}")
+    if isinstance(error, (sa_exc.DBAPIError, OSError, sqlite3.Error, *_driver_classes()["raw"])):
         driver = _driver_error(error)
         kind = _code_class(driver) or (Unavailable if isinstance(driver, OSError) else StoreError)
         return kind(str(driver).strip() or type(driver).__name__)

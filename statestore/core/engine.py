@@ -21,7 +21,9 @@ def set_busy_timeout(dbapi_connection: sqlite3.Connection, milliseconds: int) ->
     dbapi_connection.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
 
-def create_sqlite_engine(target: Target, *, busy_timeout_ms: int, pool_size: int, echo: bool) -> Engine:
+def create_sqlite_engine(
+    target: Target, *, busy_timeout_ms: int, pool_size: int, echo: bool, journal_size_limit: int = 64 * 2**20
+) -> Engine:
     """A stdlib-sqlite3 engine whose every connection is configured alike.
 
     * PRAGMAs are set in a ``connect`` listener, so every pooled connection
@@ -35,6 +37,9 @@ def create_sqlite_engine(target: Target, *, busy_timeout_ms: int, pool_size: int
     * In-memory databases get a pool of exactly one connection (not a
       StaticPool, whose one connection is shared by concurrent users, so that
       one's rollback undoes another's work).
+    * ``journal_size_limit`` (bytes): whenever SQLite resets the WAL after a
+      complete checkpoint, it truncates the file back to this size; without
+      it (-1) a WAL grown during a long read keeps its size on disk.
     """
     memory = target.is_memory
     engine = create_engine(
@@ -55,6 +60,7 @@ def create_sqlite_engine(target: Target, *, busy_timeout_ms: int, pool_size: int
         set_busy_timeout(dbapi_connection, busy_timeout_ms)
         if not memory:
             dbapi_connection.execute("PRAGMA journal_mode = WAL")
+            dbapi_connection.execute(f"PRAGMA journal_size_limit = {int(journal_size_limit)}")
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 

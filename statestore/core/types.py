@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import TypeCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from statestore.core.validate import ensure_json, type_name, utc_datetime
 from statestore.errors import InvalidInput
 
 __all__ = ["JSONValue", "UTCDateTime", "dump_json", "ensure_json", "utcnow"]
@@ -64,10 +66,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if not isinstance(value, datetime):
-            raise InvalidInput(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidInput(f"naive datetime {value.isoformat()} has no time zone; pass an aware one")
-        value = value.astimezone(UTC)
+            raise InvalidInput(f"expected a datetime, got {type_name(value)}")
+        value = utc_datetime(value, "datetime")
         if dialect.name == "postgresql":
             return value
         return value.replace(tzinfo=None)
@@ -89,73 +89,52 @@ _ENCODER = json.JSONEncoder(allow_nan=False, default=_reject_unknown, ensure_asc
 one per call (~1 µs each, thousands of times per submitted job)."""
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dump_json(value: JSONValue) -> str:
     """Serialise strictly: no NaN/Infinity, no silent ``str()`` of unknown types.
 
     Used as every engine's ``json_serializer`` so that all dialects accept and
-    reject exactly the same values.
-    """
-    return _ENCODER.encode(value)
-
-
-def ensure_json(value: JSONValue, what: str) -> JSONValue:
-    """Return ``value`` as JSON will store it, or raise InvalidInput.
-
-    Tuples are accepted and become lists (JSON's only sequence), so the value
-    returned compares equal to what a later read gives back. Sets, bytes,
-    datetimes, other objects, non-string dict keys and non-finite floats are
-    rejected, because storing them would change them (SQLite would coerce,
-    PostgreSQL would refuse): ``what`` names the field in the error.
+    reject exactly the same values. Fields are checked by :func:`ensure_json`
+    before any SQL; this is the last guard, for a value that skipped it: a
+    lone surrogate (which no driver can encode) or what the encoder refuses
+    is InvalidInput, not a driver's error quoting the value.
     """
     try:
-        return _normalized_quickly(value)
-    except _NotJSON:
-        return _normalized(value, what)  # again, naming where it went wrong
+        encoded = _ENCODER.encode(value)
+    except (TypeError, ValueError, RecursionError):
+        problem = "it is not strict JSON (see statestore.core.validate.ensure_json)"
+    else:
+        if encoded.isascii() or _SURROGATE.search(encoded) is None:
+            return encoded
+        problem = "a string in it contains a lone surrogate"
+    raise InvalidInput(f"a JSON value cannot be stored: {problem}")
 
 
-class _NotJSON(Exception):
-    pass
+class _SQLiteJSONText(sqlite.JSON):
+    """SQLAlchemy's JSON on SQLite, declared ``TEXT`` instead of ``JSON``.
+
+    A column declared ``JSON`` has NUMERIC affinity: SQLite stores the text
+    of a top-level JSON number as a number, so an atom's results ``1.0`` came
+    back as the int 1, -0.0 as 0 and 1.5e16 as an int. With TEXT affinity
+    the text is kept as written. Only the DDL differs (see the ``compiles``
+    below); values are bound and read by SQLAlchemy's SQLite JSON as before.
+    """
 
 
-def _normalized_quickly(value: object) -> JSONValue:
-    """:func:`_normalized` without building a path per element (most values
-    are fine, and the paths cost more than the checks)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _NotJSON
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_normalized_quickly(item) for item in value]
-    if isinstance(value, dict):
-        normal: dict[str, JSONValue] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _NotJSON
-            normal[key] = _normalized_quickly(item)
-        return normal
-    raise _NotJSON
+@compiles(_SQLiteJSONText, "sqlite")
+def _declared_text(type_: _SQLiteJSONText, compiler: TypeCompiler, **kw: Any) -> str:
+    return "TEXT"
 
 
-def _normalized(value: object, path: str) -> JSONValue:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput(f"{path}: {value!r} is not representable in JSON")
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_normalized(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    if isinstance(value, dict):
-        normal: dict[str, JSONValue] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput(f"{path}: dict key {key!r} is not a string; JSON would turn it into one")
-            normal[key] = _normalized(item, f"{path}[{key!r}]")
-        return normal
-    raise InvalidInput(f"{path}: {type(value).__name__} is not representable in JSON")
+JSONType: TypeEngine[Any] = JSON(none_as_null=True).with_variant(_SQLiteJSONText(none_as_null=True), "sqlite")
+"""JSON on every dialect, Python None as SQL NULL, kept as the text written
+(migration 0004), so every value comes back equal and of the same type on
+every backend:
 
-
-JSONType: TypeEngine[Any] = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-"""JSON everywhere, JSONB on PostgreSQL; Python None is SQL NULL."""
+* PostgreSQL: ``json``, not ``jsonb``, which stores numbers as ``numeric``
+  and gives back 1.5e16 as the integer 15000000000000000, 1e300 as a
+  301-digit integer and -0.0 as 0.0. No index or operator uses ``jsonb``.
+* SQLite: declared ``TEXT`` (see :class:`_SQLiteJSONText`).
+* MariaDB: ``JSON``, a LONGTEXT checked by ``JSON_VALID``."""

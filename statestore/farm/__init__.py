@@ -1,11 +1,13 @@
 """The farm model: Flamenco's jobs, tasks, workers, tags and scheduler."""
 
+from statestore.farm.job_queries import JobOrder
 from statestore.farm.records import (
     AuthoredJob,
     AuthoredTask,
     BlocklistEntry,
     Command,
     FailureRecorded,
+    GivenBack,
     Job,
     ScheduledTask,
     SleepSchedule,
@@ -31,7 +33,9 @@ __all__ = [
     "BlocklistEntry",
     "Command",
     "FailureRecorded",
+    "GivenBack",
     "Job",
+    "JobOrder",
     "JobStatus",
     "ScheduledTask",
     "SleepSchedule",

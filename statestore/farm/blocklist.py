@@ -31,6 +31,8 @@ _JOB_ID = select(JOBS.c.id).where(JOBS.c.uuid == bindparam("job_uuid")).scalar_s
 _ANY_WORKER_ID = select(WORKERS.c.id).where(WORKERS.c.uuid == bindparam("worker_uuid")).scalar_subquery()
 
 
+# From the job, outer-joined: one row of NULLs when the job has no entries,
+# none when there is no such job — one statement tells the two apart.
 _ENTRIES = (
     select(
         BLOCKS.c.task_type,
@@ -39,8 +41,9 @@ _ENTRIES = (
         WORKERS.c.uuid.label("worker_uuid"),
         WORKERS.c.name.label("worker_name"),
     )
-    .join(JOBS, JOBS.c.id == BLOCKS.c.job_id)
-    .join(WORKERS, WORKERS.c.id == BLOCKS.c.worker_id)
+    .select_from(
+        JOBS.outerjoin(BLOCKS, BLOCKS.c.job_id == JOBS.c.id).outerjoin(WORKERS, WORKERS.c.id == BLOCKS.c.worker_id)
+    )
     .where(JOBS.c.uuid == bindparam("job_uuid"))
     .order_by(WORKERS.c.name, WORKERS.c.id, BLOCKS.c.task_type)
 )
@@ -84,8 +87,11 @@ def block(connection: Connection, job_id: int, worker_id: int, task_type: str) -
 
 
 def entries(connection: Connection, job_uuid: UUID) -> list[BlocklistEntry]:
-    """The job's blocklist by worker name, worker id, task type (none for an unknown job)."""
-    return [blocklist_entry_from_row(row) for row in connection.execute(_ENTRIES, {"job_uuid": job_uuid}).mappings()]
+    """The job's blocklist by worker name, worker id, task type (NotFound for an unknown job)."""
+    rows = connection.execute(_ENTRIES, {"job_uuid": job_uuid}).mappings().all()
+    if not rows:
+        raise NotFound(f"job {job_uuid} not found")
+    return [blocklist_entry_from_row(row) for row in rows if row["task_type"] is not None]
 
 
 def clear_blocks(connection: Connection, job_uuid: UUID) -> int:
@@ -98,18 +104,20 @@ def remove_block(connection: Connection, job_uuid: UUID, worker_uuid: UUID, task
     connection.execute(_REMOVE, {"job_uuid": job_uuid, "worker_uuid": worker_uuid, "task_type": task_type})
 
 
-def left_to_run(connection: Connection, job: tuple[int, int | None] | None, task_type: str) -> set[UUID]:
+def left_to_run(connection: Connection, job: tuple[int, int | None], task_type: str) -> set[UUID]:
     """Live workers not blocked for (job, type), limited to the job's tag if it has one."""
-    if job is None:  # Flamenco: an unknown job blocks nobody
-        return set(connection.execute(select(WORKERS.c.uuid).where(LIVE)).scalars())
     job_id, tag_id = job
     params = {"job_id": job_id, "task_type": task_type, "tag_id": tag_id}
     return set(connection.execute(_LEFT if tag_id is None else _LEFT_IN_TAG, params).scalars())
 
 
 def workers_left_to_run(connection: Connection, job_uuid: UUID, task_type: str) -> set[UUID]:
-    """The uuids of the workers that may still run ``task_type`` on the job."""
-    return left_to_run(connection, job_id_and_tag(connection, job_uuid), task_type)
+    """The uuids of the workers that may still run ``task_type`` on the job
+    (NotFound for an unknown job)."""
+    job = job_id_and_tag(connection, job_uuid)
+    if job is None:
+        raise NotFound(f"job {job_uuid} not found")
+    return left_to_run(connection, job, task_type)
 
 
 class JobBlocklist:
@@ -118,44 +126,45 @@ class JobBlocklist:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def add(self, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> None:
+    async def add(self, job_uuid: UUID | str, worker_uuid: UUID | str, task_type: str) -> None:
         """Block the worker from ``task_type`` on the job (a no-op if it is
         already). NotFound for an unknown job or an unknown or soft-deleted worker."""
-        uuid_value(job_uuid, "job uuid")
-        uuid_value(worker_uuid, "worker uuid")
+        job = uuid_value(job_uuid, "job uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
         checked = task_type_value(task_type, "task type")
-        await self._runner.write(partial(add_block, job_uuid=job_uuid, worker_uuid=worker_uuid, task_type=checked))
+        await self._runner.write(partial(add_block, job_uuid=job, worker_uuid=worker, task_type=checked))
 
-    async def entries(self, job_uuid: UUID) -> builtins.list[BlocklistEntry]:
+    async def entries(self, job_uuid: UUID | str) -> builtins.list[BlocklistEntry]:
         """The job's blocklist, by worker name, then worker id, then task type
-        (empty for an unknown job)."""
-        uuid_value(job_uuid, "job uuid")
-        return await self._runner.read(partial(entries, job_uuid=job_uuid), single_statement=True)
+        (NotFound for an unknown job)."""
+        job = uuid_value(job_uuid, "job uuid")
+        return await self._runner.read(partial(entries, job_uuid=job), single_statement=True)
 
-    async def clear(self, job_uuid: UUID) -> int:
+    async def clear(self, job_uuid: UUID | str) -> int:
         """Remove the job's whole blocklist; returns how many entries went."""
-        uuid_value(job_uuid, "job uuid")
-        return await self._runner.write(partial(clear_blocks, job_uuid=job_uuid), single_statement=True)
+        job = uuid_value(job_uuid, "job uuid")
+        return await self._runner.write(partial(clear_blocks, job_uuid=job), single_statement=True)
 
-    async def remove(self, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> None:
+    async def remove(self, job_uuid: UUID | str, worker_uuid: UUID | str, task_type: str) -> None:
         """Remove one entry; nothing happens if it is not there (as in Flamenco)."""
-        uuid_value(job_uuid, "job uuid")
-        uuid_value(worker_uuid, "worker uuid")
+        job = uuid_value(job_uuid, "job uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
         checked = task_type_value(task_type, "task type")
         await self._runner.write(
-            partial(remove_block, job_uuid=job_uuid, worker_uuid=worker_uuid, task_type=checked),
+            partial(remove_block, job_uuid=job, worker_uuid=worker, task_type=checked),
             single_statement=True,
         )
 
-    async def workers_left_to_run(self, job_uuid: UUID, task_type: str) -> set[UUID]:
+    async def workers_left_to_run(self, job_uuid: UUID | str, task_type: str) -> set[UUID]:
         """The uuids of the workers that may still run ``task_type`` on the job.
 
         Flamenco's semantics: every worker not blocked for (job, type), and,
-        if the job is limited to a tag, only that tag's members; an unknown
-        job blocks nobody. Whether a worker supports the type is not asked.
-        One deviation: soft-deleted workers are left out (Flamenco counts
-        them), since they can never run a task again.
+        if the job is limited to a tag, only that tag's members. Whether a
+        worker supports the type is not asked. Two deviations: soft-deleted
+        workers are left out (Flamenco counts them), since they can never run
+        a task again; and an unknown job is NotFound, as in every listing
+        (Flamenco's unknown job blocks nobody, so a typo would list everyone).
         """
-        uuid_value(job_uuid, "job uuid")
+        job = uuid_value(job_uuid, "job uuid")
         checked = task_type_value(task_type, "task type")
-        return await self._runner.read(partial(workers_left_to_run, job_uuid=job_uuid, task_type=checked))
+        return await self._runner.read(partial(workers_left_to_run, job_uuid=job, task_type=checked))

@@ -15,8 +15,11 @@ from uuid import UUID
 from statestore.core.validate import (
     INTEGER,
     aware_datetime,
+    check_characters,
     json_object,
+    shown,
     text,
+    type_name,
     uuid_value,
 )
 from statestore.errors import InvalidInput
@@ -46,7 +49,7 @@ def task_type_value(value: object, where: str) -> str:
     if not value:
         raise InvalidInput(f"{where}: a task type must not be empty")
     if "," in value:
-        raise InvalidInput(f"{where}: {value!r} contains a comma, which separates stored task types")
+        raise InvalidInput(f"{where}: {shown(value)} contains a comma, which separates stored task types")
     return value
 
 
@@ -78,15 +81,15 @@ def encode_commands(commands: object, where: str) -> tuple[list[dict[str, Any]],
     steps = 0
     for position, command in enumerate(commands):
         if not isinstance(command, Command):
-            raise InvalidInput(f"{where}.commands[{position}]: expected a Command, got {type(command).__name__}")
+            raise InvalidInput(f"{where}.commands[{position}]: expected a Command, got {type_name(command)}")
         count = command.total_step_count
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InvalidInput(
-                f"{where}.commands[{position}].total_step_count: expected a non-negative integer, got {count!r}"
-            )
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= STEPS_MAX:
+            expected = f"expected an integer 0..{STEPS_MAX}, got {shown(count)}"
+            raise InvalidInput(f"{where}.commands[{position}].total_step_count: {expected}")
         name = command.name
         if not isinstance(name, str):
-            raise InvalidInput(f"{where}.commands[{position}].name: expected a string, got {type(name).__name__}")
+            raise InvalidInput(f"{where}.commands[{position}].name: expected a string, got {type_name(name)}")
+        check_characters(name, f"{where}.commands[{position}].name")
         parameters = command.parameters
         if parameters:
             parameters = json_object(parameters, f"{where}.commands[{position}].parameters")

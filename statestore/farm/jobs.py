@@ -23,11 +23,12 @@ from statestore.core.dialect import facts_of
 from statestore.core.gc_pause import collection_paused, without_collection
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
-from statestore.core.validate import ROW_ID, SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
+from statestore.core.validate import SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
 from statestore.errors import InvalidInput, NotFound
 from statestore.farm.authored import encode_authored_job, encode_authored_tasks
 from statestore.farm.derived import copy_job_priority, copy_job_schedulable
 from statestore.farm.fields import activity_value
+from statestore.farm.job_queries import JobQueries
 from statestore.farm.job_tasks import (
     count_tasks_in_status,
     has_tasks_in_status,
@@ -37,7 +38,7 @@ from statestore.farm.job_tasks import (
 )
 from statestore.farm.lookups import load_job, tag_id_of
 from statestore.farm.records import AuthoredJob, AuthoredTask, Job, Task, TaskSummary
-from statestore.farm.rows import job_from_row
+from statestore.farm.rows import JOB_COLUMNS, job_from_row
 from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.submission import add_tasks, store_authored
 from statestore.farm.tables import JOBS, LENGTHS
@@ -52,13 +53,12 @@ def _task_statuses(statuses: Collection[object], where: str) -> builtins.list[Ta
     return [enum_value(TaskStatus, status, where) for status in statuses]
 
 
-_JOB_BY_ID = select(JOBS).where(JOBS.c.id == bindparam("id"))
+_ALL = select(*JOB_COLUMNS).order_by(JOBS.c.id)
 
 
-_ALL = select(JOBS).order_by(JOBS.c.id)
-
-
-_IN_STATUS = select(JOBS).where(JOBS.c.status.in_(bindparam("statuses", expanding=True))).order_by(JOBS.c.id)
+_IN_STATUS = (
+    select(*JOB_COLUMNS).where(JOBS.c.status.in_(bindparam("statuses", expanding=True))).order_by(JOBS.c.id)
+)
 
 
 _DELETION_REQUESTED = (
@@ -70,14 +70,6 @@ _CHECKOUT = select(JOBS.c.storage_checkout_id).where(JOBS.c.uuid == bindparam("u
 
 
 _SUMMARIZE = select(JOBS.c.status, func.count()).group_by(JOBS.c.status).order_by(JOBS.c.status)
-
-
-def load_job_by_id(connection: Connection, job_id: int) -> Job:
-    """The job with primary key ``job_id`` (NotFound if missing)."""
-    row = connection.execute(_JOB_BY_ID, {"id": job_id}).mappings().one_or_none()
-    if row is None:
-        raise NotFound(f"job with id {job_id} not found")
-    return job_from_row(row)
 
 
 def list_jobs(connection: Connection) -> list[Job]:
@@ -136,7 +128,7 @@ def save_job(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Job:
     statement = update(JOBS).where(JOBS.c.uuid == bindparam("b_uuid")).values(**values)
     params = {"b_uuid": uuid}
     if facts_of(connection).update_returning:
-        row = connection.execute(statement.returning(*JOBS.c), params).mappings().one_or_none()
+        row = connection.execute(statement.returning(*JOB_COLUMNS), params).mappings().one_or_none()
         if row is None:
             raise NotFound(f"job {uuid} not found")
         return job_from_row(row)
@@ -196,7 +188,7 @@ def _uuid(uuid: object) -> UUID:
     return uuid_value(uuid, "job uuid")
 
 
-class Jobs:
+class Jobs(JobQueries):
     """Jobs of the farm model, with their tasks as a whole: store, fetch, save, delete, count."""
 
     def __init__(self, runner: Runner) -> None:
@@ -228,7 +220,7 @@ class Jobs:
         unit = partial(store_authored, job=encoded)
         return await self._runner.write(without_collection(unit) if large else unit, offload=large)
 
-    async def add_tasks(self, job_uuid: UUID, tasks: Sequence[AuthoredTask]) -> builtins.list[Task]:
+    async def add_tasks(self, job_uuid: UUID | str, tasks: Sequence[AuthoredTask]) -> builtins.list[Task]:
         """Append tasks to a stored job (Flamenco's StoreAuthoredJobTask);
         their dependencies may be the job's stored tasks or each other."""
         uuid = _uuid(job_uuid)
@@ -239,14 +231,9 @@ class Jobs:
 
     # -- reading -----------------------------------------------------------------
 
-    async def fetch(self, uuid: UUID) -> Job:
+    async def fetch(self, uuid: UUID | str) -> Job:
         """Job ``uuid`` (NotFound if missing)."""
         return await self._runner.read(partial(load_job, uuid=_uuid(uuid)), single_statement=True)
-
-    async def fetch_by_id(self, id: int) -> Job:
-        """The job with primary key ``id`` (NotFound if missing)."""
-        job_id = integer(id, "job id", ROW_ID)
-        return await self._runner.read(partial(load_job_by_id, job_id=job_id), single_statement=True)
 
     async def list(self) -> builtins.list[Job]:
         """Every job, by id."""
@@ -261,48 +248,46 @@ class Jobs:
         """Jobs whose deletion was requested, oldest request first (then by id)."""
         return await self._runner.read(deletion_requested, single_statement=True)
 
-    async def storage_checkout_id(self, uuid: UUID) -> str:
+    async def storage_checkout_id(self, uuid: UUID | str) -> str:
         """The job's storage (Shaman) checkout id; "" if none (NotFound if no job)."""
         return await self._runner.read(partial(storage_checkout_id, uuid=_uuid(uuid)), single_statement=True)
 
     # -- saving ------------------------------------------------------------------
 
-    async def save_status(self, uuid: UUID, status: JobStatus, activity: str) -> Job:
-        """Write the job's status and activity (and updated_at); its tasks
-        learn whether they may be handed out."""
-        values = {
-            "status": enum_value(JobStatus, status, "job status").value,
-            "activity": activity_value(activity, "job"),
-            "updated_at": utcnow(),
-        }
+    async def save_status(self, uuid: UUID | str, status: JobStatus, activity: str | None = None) -> Job:
+        """Write the job's status (and activity, unless None: the stored one
+        is kept), and updated_at; its tasks learn whether they may be handed out."""
+        values: dict[str, Any] = {"status": enum_value(JobStatus, status, "job status").value, "updated_at": utcnow()}
+        if activity is not None:
+            values["activity"] = activity_value(activity, "job")
         return await self._runner.write(partial(save_status, uuid=_uuid(uuid), values=values))
 
-    async def save_priority(self, uuid: UUID, priority: int) -> Job:
+    async def save_priority(self, uuid: UUID | str, priority: int) -> Job:
         """Write the job's priority (and updated_at), copied to its tasks for
         the scheduler."""
         value = integer(priority, "job priority", SMALLINT)
         return await self._runner.write(partial(save_priority, uuid=_uuid(uuid), priority=value))
 
-    async def save_worker_tag(self, uuid: UUID, tag: UUID | None) -> Job:
+    async def save_worker_tag(self, uuid: UUID | str, tag: UUID | str | None) -> Job:
         """Limit the job to workers with tag ``tag``, or None for any worker
         (InvalidReference for an unknown tag)."""
         tag_uuid = None if tag is None else uuid_value(tag, "worker tag uuid")
         return await self._runner.write(partial(save_worker_tag, uuid=_uuid(uuid), tag=tag_uuid))
 
-    async def save_storage_info(self, uuid: UUID, checkout_id: str) -> Job:
+    async def save_storage_info(self, uuid: UUID | str, checkout_id: str) -> Job:
         """Write the job's storage checkout id. Like Flamenco, this does not
         count as an update: ``updated_at`` is kept."""
         value = text(checkout_id, LENGTHS["storage_checkout_id"], "job storage_checkout_id")
         return await self._save(uuid, {"storage_checkout_id": value, "updated_at": JOBS.c.updated_at})
 
-    async def _save(self, uuid: UUID, values: dict[str, object]) -> Job:
+    async def _save(self, uuid: UUID | str, values: dict[str, object]) -> Job:
         return await self._runner.write(
             partial(save_job, uuid=_uuid(uuid), values=values), single_statement=self._one_statement()
         )
 
     # -- deleting ----------------------------------------------------------------
 
-    async def request_deletion(self, uuid: UUID) -> Job:
+    async def request_deletion(self, uuid: UUID | str) -> Job:
         """Mark the job for deletion: ``delete_requested_at = updated_at = now``."""
         return await self._runner.write(
             partial(request_deletion, uuid=_uuid(uuid)), single_statement=self._one_statement()
@@ -315,21 +300,21 @@ class Jobs:
         cutoff = aware_datetime(last_updated_max, "last_updated_max")
         return await self._runner.write(partial(request_mass_deletion, last_updated_max=cutoff))
 
-    async def delete(self, uuid: UUID) -> None:
+    async def delete(self, uuid: UUID | str) -> None:
         """Delete the job with its tasks, their dependencies and failure
         lists, its blocklist and last-rendered mark (NotFound if missing)."""
         await self._runner.write(partial(delete_job, uuid=_uuid(uuid)), single_statement=True)
 
     # -- the job's tasks ---------------------------------------------------------
 
-    async def has_tasks_in_status(self, uuid: UUID, status: TaskStatus) -> bool:
+    async def has_tasks_in_status(self, uuid: UUID | str, status: TaskStatus) -> bool:
         """Whether any task of the job has ``status``."""
         value = enum_value(TaskStatus, status, "task status")
         return await self._runner.read(
             partial(has_tasks_in_status, uuid=_uuid(uuid), status=value), single_statement=True
         )
 
-    async def count_tasks_in_status(self, uuid: UUID, *statuses: TaskStatus) -> tuple[int, int]:
+    async def count_tasks_in_status(self, uuid: UUID | str, *statuses: TaskStatus) -> tuple[int, int]:
         """(the job's tasks in any of ``statuses``, all the job's tasks), in one query."""
         wanted = _task_statuses(statuses, "task status")
         return await self._runner.read(
@@ -340,23 +325,23 @@ class Jobs:
         """How many jobs are in each status; statuses without jobs are absent."""
         return await self._runner.read(summarize_statuses, single_statement=True)
 
-    async def task_summaries(self, uuid: UUID) -> builtins.list[TaskSummary]:
+    async def task_summaries(self, uuid: UUID | str) -> builtins.list[TaskSummary]:
         """The job's tasks as summaries, by index in the job."""
         return await self._runner.read(partial(task_summaries, uuid=_uuid(uuid)), single_statement=True, offload=True)
 
-    async def update_task_statuses(self, uuid: UUID, status: TaskStatus, activity: str) -> int:
+    async def update_task_statuses(self, uuid: UUID | str, status: TaskStatus, activity: str) -> int:
         """Set status and activity of all the job's tasks; how many there are."""
         return await self._update_task_statuses(uuid, None, status, activity)
 
     async def update_task_statuses_conditional(
-        self, uuid: UUID, from_statuses: Collection[TaskStatus], status: TaskStatus, activity: str
+        self, uuid: UUID | str, from_statuses: Collection[TaskStatus], status: TaskStatus, activity: str
     ) -> int:
         """Set status and activity of the job's tasks now in ``from_statuses``;
         how many were set."""
         return await self._update_task_statuses(uuid, _task_statuses(from_statuses, "from_statuses"), status, activity)
 
     async def _update_task_statuses(
-        self, uuid: UUID, from_statuses: builtins.list[TaskStatus] | None, status: TaskStatus, activity: str
+        self, uuid: UUID | str, from_statuses: builtins.list[TaskStatus] | None, status: TaskStatus, activity: str
     ) -> int:
         unit = partial(
             update_task_statuses,
@@ -367,7 +352,7 @@ class Jobs:
         )
         return await self._runner.write(unit)
 
-    async def update_task_step_counts(self, uuid: UUID) -> Job:
+    async def update_task_step_counts(self, uuid: UUID | str) -> Job:
         """Completed tasks: all steps done; queued tasks: none; then re-sum
         the job's step counters (Flamenco's UpdateJobsTaskStepCounts)."""
         return await self._runner.write(partial(update_task_step_counts, uuid=_uuid(uuid)))

@@ -52,10 +52,10 @@ class LastRendered:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def set(self, job_uuid: UUID) -> None:
+    async def set(self, job_uuid: UUID | str) -> None:
         """Make job ``job_uuid`` the last rendered one (NotFound if it does not exist)."""
-        uuid_value(job_uuid, "job uuid")
-        await self._runner.write(partial(_set, job_uuid=job_uuid))
+        job = uuid_value(job_uuid, "job uuid")
+        await self._runner.write(partial(_set, job_uuid=job))
 
     async def get(self) -> UUID | None:
         """The uuid of the last-rendered job; None if none was set (or it was deleted)."""

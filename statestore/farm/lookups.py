@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from statestore.errors import InvalidReference, NotFound
 from statestore.farm.records import Job
-from statestore.farm.rows import job_from_row
+from statestore.farm.rows import JOB_COLUMNS, job_from_row
 from statestore.farm.tables import JOBS, WORKER_TAGS, WORKERS
 
 LIVE = WORKERS.c.deleted_at.is_(None)
@@ -58,7 +58,7 @@ def job_id_of(connection: Connection, uuid: UUID) -> int:
     return int(job_id)
 
 
-_JOB = select(JOBS).where(JOBS.c.uuid == bindparam("uuid"))
+_JOB = select(*JOB_COLUMNS).where(JOBS.c.uuid == bindparam("uuid"))
 
 
 def load_job(connection: Connection, uuid: UUID) -> Job:

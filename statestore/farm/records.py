@@ -25,6 +25,7 @@ __all__ = [
     "BlocklistEntry",
     "Command",
     "FailureRecorded",
+    "GivenBack",
     "Job",
     "ScheduledTask",
     "SleepSchedule",
@@ -49,13 +50,19 @@ class Command:
 
 @dataclass(slots=True)
 class AuthoredTask:
-    """A task as submitted; ``dependencies`` are uuids of tasks of the same job."""
+    """A task as submitted."""
 
     name: str
     type: str
     priority: int = 50
     commands: list[Command] = field(default_factory=list)
-    dependencies: list[UUID] = field(default_factory=list)
+    # A task given as a dependency is a reference to it: serialised as its uuid.
+    dependencies: list[UUID | str | AuthoredTask] = field(default_factory=list, metadata={"references": True})
+    """Tasks of the same job this one runs after, each given as a uuid, its
+    string form, an ``AuthoredTask`` (one of the same submission or batch, or
+    a task stored before) or a task's name. A string that ``uuid.UUID``
+    parses is a uuid, never a name; a name must belong to exactly one task of
+    the job (for ``add_tasks``: stored or added)."""
     uuid: UUID = field(default_factory=uuid4)
 
 
@@ -91,7 +98,8 @@ class Job:
     metadata: dict[str, JSONValue]
     delete_requested_at: datetime | None
     storage_checkout_id: str
-    worker_tag_id: int | None
+    worker_tag_uuid: UUID | None
+    """The uuid of the worker tag the job is limited to (None: any worker)."""
     steps_completed: int
     steps_total: int
     created_at: datetime
@@ -113,14 +121,12 @@ class Task:
 
     id: int
     uuid: UUID
-    job_id: int
     job_uuid: UUID
     index_in_job: int
     name: str
     type: str
     priority: int
     status: TaskStatus
-    worker_id: int | None
     worker_uuid: UUID | None
     last_touched_at: datetime | None
     commands: tuple[Command, ...]
@@ -154,6 +160,16 @@ class TimedOutTask:
 
     task: Task
     worker_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GivenBack:
+    """A task the scheduler took back from a worker (it signed off or timed out)."""
+
+    task_uuid: UUID
+    job_uuid: UUID
+    status: TaskStatus
+    """What it became: ``queued``, or ``paused`` where its job is pausing or paused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +222,6 @@ class SleepSchedule:
 
     id: int
     uuid: UUID
-    worker_id: int
     worker_uuid: UUID
     worker_name: str
     is_active: bool

@@ -9,12 +9,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
+
 from statestore.farm.records import BlocklistEntry, Command, Job, SleepSchedule, Task, TaskSummary, Worker, WorkerTag
 from statestore.farm.statuses import JobStatus, TaskStatus, WorkerStatus
-from statestore.farm.tables import WORKERS
+from statestore.farm.tables import JOBS, WORKER_TAGS, WORKERS
 
 WORKER_COLUMNS = tuple(column for column in WORKERS.c if column.name != "secret_hash")
 """Every column but the secret hash: what a :class:`Worker` is built from."""
+
+JOB_COLUMNS = (
+    *JOBS.c,
+    select(WORKER_TAGS.c.uuid)
+    .where(WORKER_TAGS.c.id == JOBS.c.worker_tag_id)
+    .scalar_subquery()
+    .label("worker_tag_uuid"),
+)
+"""What a :class:`Job` is built from: the ``jobs`` columns and its worker
+tag's uuid, a correlated subquery on ``jobs`` (a primary-key probe of
+``worker_tags``), so it fits a SELECT and an ``UPDATE … RETURNING`` alike."""
 
 
 def commands_from_json(value: Sequence[Mapping[str, Any]]) -> tuple[Command, ...]:
@@ -26,7 +39,7 @@ def commands_from_json(value: Sequence[Mapping[str, Any]]) -> tuple[Command, ...
 
 
 def job_from_row(row: Mapping[Any, Any]) -> Job:
-    """A job record from its ``jobs`` row."""
+    """A job record from its :data:`JOB_COLUMNS`."""
     return Job(
         id=row["id"],
         uuid=row["uuid"],
@@ -39,7 +52,7 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         metadata=row["metadata"],
         delete_requested_at=row["delete_requested_at"],
         storage_checkout_id=row["storage_checkout_id"],
-        worker_tag_id=row["worker_tag_id"],
+        worker_tag_uuid=row["worker_tag_uuid"],
         steps_completed=row["steps_completed"],
         steps_total=row["steps_total"],
         created_at=row["created_at"],
@@ -52,14 +65,12 @@ def task_from_row(row: Mapping[Any, Any]) -> Task:
     return Task(
         id=row["id"],
         uuid=row["uuid"],
-        job_id=row["job_id"],
         job_uuid=row["job_uuid"],
         index_in_job=row["index_in_job"],
         name=row["name"],
         type=row["type"],
         priority=row["priority"],
         status=TaskStatus(row["status"]),
-        worker_id=row["worker_id"],
         worker_uuid=row["worker_uuid"],
         last_touched_at=row["last_touched_at"],
         commands=commands_from_json(row["commands"]),
@@ -131,7 +142,6 @@ def schedule_from_row(row: Mapping[Any, Any]) -> SleepSchedule:
     return SleepSchedule(
         id=row["id"],
         uuid=row["uuid"],
-        worker_id=row["worker_id"],
         worker_uuid=row["worker_uuid"],
         worker_name=row["worker_name"],
         is_active=bool(row["is_active"]),

@@ -6,7 +6,10 @@ so the cost can be raised later without invalidating secrets hashed before.
 
 Hashing costs tens of milliseconds on purpose; the repository runs it on a
 thread (``hashlib.scrypt`` releases the GIL) so the event loop keeps serving
-heartbeats meanwhile. Nothing here puts a secret into a message.
+heartbeats meanwhile. Nothing here puts a secret, any part of one, or its
+hash into a message, an exception's arguments or its chain: a secret that
+cannot be hashed (a lone surrogate has no UTF-8 form) is refused before
+hashing, naming only what is wrong, not where.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import hmac
 import os
 from functools import cache
 
+from statestore.core.validate import refused_character, type_name
 from statestore.errors import InvalidInput
 
-__all__ = ["MAX_SECRET_LENGTH", "check_secret", "hash_secret", "secret_matches"]
+__all__ = ["MAX_SECRET_LENGTH", "check_secret", "check_secret_text", "hash_secret", "secret_matches"]
 
 MAX_SECRET_LENGTH = 255
 """Characters; a bound so a caller cannot make the store hash megabytes."""
@@ -31,10 +35,21 @@ _DIGEST_BYTES = 32
 _MAX_MEMORY = 64 * 1024 * 1024  # above 128·r·n for every cost we write or accept
 
 
-def check_secret(secret: object, where: str = "worker secret") -> str:
-    """``secret`` if it is a non-empty string of sane length (the message never shows it)."""
+def check_secret_text(secret: object, where: str = "worker secret") -> str:
+    """``secret`` if it is a string of what text may hold (no NUL, no lone
+    surrogate), whatever its length; the message shows neither the secret nor
+    which of its characters is wrong, nor where it is."""
     if not isinstance(secret, str):
-        raise InvalidInput(f"{where}: expected a string, got {type(secret).__name__}")
+        raise InvalidInput(f"{where}: expected a string, got {type_name(secret)}")
+    if refused_character(secret) is not None:
+        raise InvalidInput(f"{where}: must not contain NUL (U+0000) or a lone surrogate (U+D800 to U+DFFF)")
+    return secret
+
+
+def check_secret(secret: object, where: str = "worker secret") -> str:
+    """``secret`` if it is a non-empty string of sane length and of what text
+    may hold (the message never shows it)."""
+    secret = check_secret_text(secret, where)
     if not secret:
         raise InvalidInput(f"{where}: must not be empty")
     if len(secret) > MAX_SECRET_LENGTH:
@@ -51,6 +66,10 @@ def _unb64(text: str) -> bytes:
 
 
 def _digest(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # Checked, not encoded and caught: a UnicodeEncodeError carries the whole
+    # secret (in its args and ``.object``), and raising from its handler would
+    # chain it as ``__context__``.
+    check_secret_text(secret)
     return hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=_DIGEST_BYTES, maxmem=_MAX_MEMORY)
 
 

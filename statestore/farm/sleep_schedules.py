@@ -23,8 +23,8 @@ from statestore.core.validate import aware_datetime, text, uuid_value
 from statestore.errors import InvalidInput, NotFound
 from statestore.farm.fields import boolean, optional_datetime
 from statestore.farm.lookups import LIVE, live_worker_id
-from statestore.farm.records import SleepSchedule, Worker
-from statestore.farm.rows import WORKER_COLUMNS, schedule_from_row, worker_from_row
+from statestore.farm.records import SleepSchedule
+from statestore.farm.rows import schedule_from_row
 from statestore.farm.tables import LENGTHS, SLEEP_SCHEDULES, WORKERS
 
 _TIME_OF_DAY = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
@@ -61,7 +61,13 @@ _OWNED = select(SLEEP_SCHEDULES, WORKERS.c.uuid.label("worker_uuid"), WORKERS.c.
 )
 
 
-_OF_WORKER = _OWNED.where(WORKERS.c.uuid == bindparam("worker_uuid"), LIVE)
+# From the worker, outer-joined: a row of NULLs (but the worker's) when it has
+# no schedule, none when there is no such live worker — one statement.
+_OF_WORKER = (
+    select(SLEEP_SCHEDULES, WORKERS.c.uuid.label("worker_uuid"), WORKERS.c.name.label("worker_name"))
+    .select_from(WORKERS.outerjoin(SLEEP_SCHEDULES, SLEEP_SCHEDULES.c.worker_id == WORKERS.c.id))
+    .where(WORKERS.c.uuid == bindparam("worker_uuid"), LIVE)
+)
 
 
 _TO_CHECK = _OWNED.where(
@@ -81,17 +87,13 @@ _NEXT_CHECK = (
 )
 
 
-_WORKER_OF = (
-    select(*WORKER_COLUMNS)
-    .join(SLEEP_SCHEDULES, SLEEP_SCHEDULES.c.worker_id == WORKERS.c.id)
-    .where(SLEEP_SCHEDULES.c.uuid == bindparam("schedule_uuid"), LIVE)
-)
-
-
 def load_schedule(connection: Connection, worker_uuid: UUID) -> SleepSchedule | None:
-    """The worker's schedule; None if it has none or the worker does not exist."""
+    """The worker's schedule; None if it has none (NotFound if the worker is
+    absent or soft-deleted)."""
     row = connection.execute(_OF_WORKER, {"worker_uuid": worker_uuid}).mappings().one_or_none()
-    return None if row is None else schedule_from_row(row)
+    if row is None:
+        raise NotFound(f"worker {worker_uuid} not found")
+    return None if row["uuid"] is None else schedule_from_row(row)
 
 
 def _stored(connection: Connection, worker_uuid: UUID) -> SleepSchedule:
@@ -118,14 +120,6 @@ def set_next_check(connection: Connection, worker_uuid: UUID, next_check: dateti
     return _stored(connection, worker_uuid)
 
 
-def worker_of(connection: Connection, schedule_uuid: UUID) -> Worker:
-    """The worker owning schedule ``schedule_uuid`` (NotFound if it is gone or soft-deleted)."""
-    row = connection.execute(_WORKER_OF, {"schedule_uuid": schedule_uuid}).mappings().one_or_none()
-    if row is None:
-        raise NotFound(f"worker of sleep schedule {schedule_uuid} not found")
-    return worker_from_row(row)
-
-
 def schedules_to_check(connection: Connection, now: datetime) -> list[SleepSchedule]:
     """Active schedules due at ``now`` (or never checked), of live workers, in id order."""
     return [schedule_from_row(row) for row in connection.execute(_TO_CHECK, {"now": now}).mappings()]
@@ -137,14 +131,15 @@ class SleepSchedules:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def fetch(self, worker_uuid: UUID) -> SleepSchedule | None:
-        """The worker's schedule; None when the worker (live) or its schedule does not exist."""
-        uuid_value(worker_uuid, "worker uuid")
-        return await self._runner.read(partial(load_schedule, worker_uuid=worker_uuid), single_statement=True)
+    async def fetch(self, worker_uuid: UUID | str) -> SleepSchedule | None:
+        """The worker's schedule; None when it has none. NotFound for an
+        unknown or soft-deleted worker."""
+        worker = uuid_value(worker_uuid, "worker uuid")
+        return await self._runner.read(partial(load_schedule, worker_uuid=worker), single_statement=True)
 
     async def set(
         self,
-        worker_uuid: UUID,
+        worker_uuid: UUID | str,
         *,
         is_active: bool,
         days_of_week: str,
@@ -155,7 +150,7 @@ class SleepSchedules:
         """Create or replace the worker's schedule in one upsert and return it
         (NotFound for an unknown or soft-deleted worker). Times are "" or
         "HH:MM" from 00:00 to 23:59."""
-        uuid_value(worker_uuid, "worker uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
         values = schedule_values(
             is_active=is_active,
             days_of_week=days_of_week,
@@ -163,18 +158,13 @@ class SleepSchedules:
             end_time=end_time,
             next_check=next_check,
         )
-        return await self._runner.write(partial(set_schedule, worker_uuid=worker_uuid, values=values))
+        return await self._runner.write(partial(set_schedule, worker_uuid=worker, values=values))
 
-    async def set_next_check(self, worker_uuid: UUID, next_check: datetime) -> SleepSchedule:
+    async def set_next_check(self, worker_uuid: UUID | str, next_check: datetime) -> SleepSchedule:
         """Set when the worker's schedule is next due (NotFound if it has none)."""
-        uuid_value(worker_uuid, "worker uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
         when = aware_datetime(next_check, "sleep schedule.next_check")
-        return await self._runner.write(partial(set_next_check, worker_uuid=worker_uuid, next_check=when))
-
-    async def worker_of(self, schedule_uuid: UUID) -> Worker:
-        """The worker owning the schedule (NotFound if the worker was soft-deleted)."""
-        uuid_value(schedule_uuid, "sleep schedule uuid")
-        return await self._runner.read(partial(worker_of, schedule_uuid=schedule_uuid), single_statement=True)
+        return await self._runner.write(partial(set_next_check, worker_uuid=worker, next_check=when))
 
     async def to_check(self, now: datetime) -> list[SleepSchedule]:
         """Active schedules whose next check is due at ``now`` or was never

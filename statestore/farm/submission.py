@@ -28,7 +28,7 @@ from statestore.core.bulk_insert import BulkInsert
 from statestore.core.direct import DirectStatement
 from statestore.core.types import utcnow
 from statestore.errors import InvalidReference, NotFound
-from statestore.farm.authored import EncodedJob, EncodedTasks
+from statestore.farm.authored import EncodedJob, EncodedTasks, resolve_names
 from statestore.farm.derived import resum_steps, schedulable
 from statestore.farm.lookups import tag_id_of
 from statestore.farm.records import Job, Task
@@ -90,6 +90,26 @@ _STORED_DEPENDENCIES = (
     .where(TASKS.c.job_id == bindparam("job_id"), TASKS.c.uuid.in_(bindparam("uuids", expanding=True)))
     .with_for_update()
 )
+
+
+# Not locked: the stored tasks found are then locked by uuid with the others
+# (a locking read by name would lock every task of the job on MariaDB).
+_STORED_NAMES = select(TASKS.c.name, TASKS.c.uuid).where(
+    TASKS.c.job_id == bindparam("job_id"), TASKS.c.name.in_(bindparam("names", expanding=True))
+)
+
+
+def _stored_names(connection: Connection, job_id: int, tasks: EncodedTasks) -> dict[str, list[UUID]]:
+    """The uuids of the job's stored tasks named as ``tasks.names`` name
+    them, by name: one query (per IN-list chunk). Compared again in Python,
+    so MariaDB's trailing-space-blind collation cannot match a longer name."""
+    wanted = {reference.name for reference in tasks.names}
+    found: dict[str, list[UUID]] = {}
+    for chunk in chunks(sorted(wanted)):
+        for name, uuid in connection.execute(_STORED_NAMES, {"job_id": job_id, "names": list(chunk)}):
+            if name in wanted:
+                found.setdefault(name, []).append(uuid)
+    return found
 
 
 def _new_task_ids(connection: Connection, job_id: int, first_index: int, count: int) -> list[int]:
@@ -171,7 +191,7 @@ def store_authored(connection: Connection, job: EncodedJob) -> Job:
     assert inserted is not None
     job_id = int(inserted[0])
     _insert_tasks(connection, job_id, values["priority"], values["status"], job.tasks, 1, {}, now)
-    return job_from_row({**row, "id": job_id})
+    return job_from_row({**row, "id": job_id, "worker_tag_uuid": job.worker_tag})
 
 
 def add_tasks(connection: Connection, job_uuid: UUID, tasks: EncodedTasks) -> list[Task]:
@@ -180,12 +200,16 @@ def add_tasks(connection: Connection, job_uuid: UUID, tasks: EncodedTasks) -> li
     The job row is locked first, so concurrent appends number their tasks one
     after the other; stored dependencies are locked so their status cannot
     change between being counted and the new dependency rows being written.
+    Dependencies given by name are resolved first, against the job's stored
+    tasks as well (:func:`statestore.farm.authored.resolve_names`).
     """
     now = utcnow()
     job = connection.execute(_JOB_LOCKED, {"uuid": job_uuid}).one_or_none()
     if job is None:
         raise NotFound(f"job {job_uuid} not found")
     job_id, job_priority = int(job.id), int(job.priority)
+    if tasks.names:
+        tasks = resolve_names(tasks, _stored_names(connection, job_id, tasks))
     stored: dict[UUID, tuple[int, str]] = {}
     for chunk in chunks(sorted(tasks.outside)):
         for uuid, task_id, status in connection.execute(_STORED_DEPENDENCIES, {"job_id": job_id, "uuids": list(chunk)}):

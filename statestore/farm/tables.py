@@ -150,6 +150,8 @@ class JobRow(EntityColumns, Base):
     __table_args__ = (
         CheckConstraint(one_of("status", JobStatus), name="status"),
         Index("ix_jobs_status", "status"),
+        # Job queries ordered by creation or update time (keyset pages).
+        Index("ix_jobs_created_at", "created_at"),
         Index("ix_jobs_updated_at", "updated_at"),
         Index("ix_jobs_delete_requested_at", "delete_requested_at"),
         Index("ix_jobs_worker_tag_id", "worker_tag_id"),

@@ -43,10 +43,15 @@ _FAILED_UUIDS = (
 )
 
 
+# From the task, outer-joined: one row of NULLs when nobody failed it, none
+# when there is no such task — one statement tells the two apart.
 _FAILED_WORKERS = (
     select(*WORKER_COLUMNS)
-    .join(FAILURES, FAILURES.c.worker_id == WORKERS.c.id)
-    .join(TASKS, TASKS.c.id == FAILURES.c.task_id)
+    .select_from(
+        TASKS.outerjoin(FAILURES, FAILURES.c.task_id == TASKS.c.id).outerjoin(
+            WORKERS, WORKERS.c.id == FAILURES.c.worker_id
+        )
+    )
     .where(TASKS.c.uuid == bindparam("task_uuid"))
     .order_by(WORKERS.c.id)
 )
@@ -86,8 +91,11 @@ def add_failure(connection: Connection, task_uuid: UUID, worker_uuid: UUID) -> i
 
 def failed_workers(connection: Connection, task_uuid: UUID) -> list[Worker]:
     """The workers on the task's failure list by id, soft-deleted ones included
-    (they did fail it); none for an unknown task."""
-    return [worker_from_row(row) for row in connection.execute(_FAILED_WORKERS, {"task_uuid": task_uuid}).mappings()]
+    (they did fail it); NotFound for an unknown task."""
+    rows = connection.execute(_FAILED_WORKERS, {"task_uuid": task_uuid}).mappings().all()
+    if not rows:
+        raise NotFound(f"task {task_uuid} not found")
+    return [worker_from_row(row) for row in rows if row["uuid"] is not None]
 
 
 def clear_for_task(connection: Connection, task_uuid: UUID) -> int:
@@ -157,33 +165,35 @@ class TaskFailures:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def add(self, task_uuid: UUID, worker_uuid: UUID) -> int:
+    async def add(self, task_uuid: UUID | str, worker_uuid: UUID | str) -> int:
         """Put the worker on the task's failure list (a no-op if it is on it)
         and return how many distinct workers have failed the task. NotFound
         for an unknown task or an unknown or soft-deleted worker."""
-        uuid_value(task_uuid, "task uuid")
-        uuid_value(worker_uuid, "worker uuid")
-        return await self._runner.write(partial(add_failure, task_uuid=task_uuid, worker_uuid=worker_uuid))
+        task = uuid_value(task_uuid, "task uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
+        return await self._runner.write(partial(add_failure, task_uuid=task, worker_uuid=worker))
 
-    async def workers(self, task_uuid: UUID) -> builtins.list[Worker]:
+    async def workers(self, task_uuid: UUID | str) -> builtins.list[Worker]:
         """The workers that failed the task, by worker id; soft-deleted ones
-        included (as in Flamenco), an unknown task has none."""
-        uuid_value(task_uuid, "task uuid")
-        return await self._runner.read(partial(failed_workers, task_uuid=task_uuid), single_statement=True)
+        included (as in Flamenco). NotFound for an unknown task."""
+        task = uuid_value(task_uuid, "task uuid")
+        return await self._runner.read(partial(failed_workers, task_uuid=task), single_statement=True)
 
-    async def clear_for_task(self, task_uuid: UUID) -> int:
+    async def clear_for_task(self, task_uuid: UUID | str) -> int:
         """Empty the task's failure list; returns how many entries were removed
         (0 for an unknown task)."""
-        uuid_value(task_uuid, "task uuid")
-        return await self._runner.write(partial(clear_for_task, task_uuid=task_uuid), single_statement=True)
+        task = uuid_value(task_uuid, "task uuid")
+        return await self._runner.write(partial(clear_for_task, task_uuid=task), single_statement=True)
 
-    async def clear_for_job(self, job_uuid: UUID) -> int:
+    async def clear_for_job(self, job_uuid: UUID | str) -> int:
         """Empty the failure lists of all the job's tasks; returns how many
         entries were removed (0 for an unknown job)."""
-        uuid_value(job_uuid, "job uuid")
-        return await self._runner.write(partial(clear_for_job, job_uuid=job_uuid), single_statement=True)
+        job = uuid_value(job_uuid, "job uuid")
+        return await self._runner.write(partial(clear_for_job, job_uuid=job), single_statement=True)
 
-    async def record(self, task_uuid: UUID, worker_uuid: UUID, *, blocklist_threshold: int = 3) -> FailureRecorded:
+    async def record(
+        self, task_uuid: UUID | str, worker_uuid: UUID | str, *, blocklist_threshold: int = 3
+    ) -> FailureRecorded:
         """Record that the worker failed the task, in one transaction.
 
         The worker goes on the task's failure list; its failed tasks of the
@@ -198,24 +208,18 @@ class TaskFailures:
         when it adds 1), blocking a worker after 2 failed tasks with the
         default threshold of 3; here it takes 3.
         """
-        uuid_value(task_uuid, "task uuid")
-        uuid_value(worker_uuid, "worker uuid")
+        task = uuid_value(task_uuid, "task uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
         threshold = integer(blocklist_threshold, "blocklist_threshold", _THRESHOLDS)
-        return await self._runner.write(
-            partial(record_failure, task_uuid=task_uuid, worker_uuid=worker_uuid, threshold=threshold)
-        )
+        unit = partial(record_failure, task_uuid=task, worker_uuid=worker, threshold=threshold)
+        return await self._runner.write(unit)
 
-    async def count_task_failures_of_worker(self, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> int:
+    async def count_task_failures_of_worker(self, job_uuid: UUID | str, worker_uuid: UUID | str, task_type: str) -> int:
         """How many of the job's tasks of ``task_type`` the worker has failed
         (0 for an unknown job or worker)."""
-        uuid_value(job_uuid, "job uuid")
-        uuid_value(worker_uuid, "worker uuid")
+        job = uuid_value(job_uuid, "job uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
         checked = task_type_value(task_type, "task type")
         return await self._runner.read(
-            partial(
-                count_task_failures_of_worker,
-                job_uuid=job_uuid,
-                worker_uuid=worker_uuid,
-                task_type=checked,
-            )
+            partial(count_task_failures_of_worker, job_uuid=job, worker_uuid=worker, task_type=checked)
         )

@@ -13,18 +13,19 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, case, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql import Select
 
 from statestore.core.direct import DirectStatement
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
-from statestore.core.validate import INTEGER, ROW_ID, SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
+from statestore.core.validate import INTEGER, SMALLINT, aware_datetime, enum_value, integer, shown, text, uuid_value
 from statestore.errors import InvalidInput, InvalidReference, NotFound
 from statestore.farm.derived import lock_dependents_of, recount, resum_steps
 from statestore.farm.fields import activity_value, encode_commands, task_type_value
-from statestore.farm.lookups import live_worker_id
+from statestore.farm.listings import TaskListings
+from statestore.farm.lookups import LIVE, job_id_of, live_worker_id
 from statestore.farm.records import Task, TimedOutTask
 from statestore.farm.rows import task_from_row
 from statestore.farm.statuses import JobStatus, TaskStatus
@@ -91,10 +92,14 @@ _DEPENDENCIES = (
 _RUNNING = case((and_(TASKS.c.status == TaskStatus.ACTIVE.value, JOBS.c.status == JobStatus.ACTIVE.value), 1), else_=0)
 
 
+# From the worker, outer-joined: a row of NULLs (but the worker's) when it has
+# no task, none when there is no such live worker — one statement.
 _CURRENT_OF_WORKER = (
     select(*_COLUMNS)
-    .select_from(TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id).join(WORKERS, WORKERS.c.id == TASKS.c.worker_id))
-    .where(WORKERS.c.uuid == bindparam("worker_uuid"))
+    .select_from(
+        WORKERS.outerjoin(TASKS, TASKS.c.worker_id == WORKERS.c.id).outerjoin(JOBS, JOBS.c.id == TASKS.c.job_id)
+    )
+    .where(WORKERS.c.uuid == bindparam("worker_uuid"), LIVE)
     .order_by(_RUNNING.desc(), TASKS.c.updated_at.desc(), TASKS.c.id.desc())
     .limit(1)
 )
@@ -109,12 +114,16 @@ TIMED_OUT = (
 """status = 'active' AND last_touched_at <= t: a range scan of ix_tasks_status_last_touched_at."""
 
 
-def load_task(connection: Connection, uuid: UUID) -> Task:
-    """Task ``uuid`` (NotFound if missing)."""
+def _task_row(connection: Connection, uuid: UUID) -> RowMapping:
     row = connection.execute(_TASK, {"uuid": uuid}).mappings().one_or_none()
     if row is None:
         raise NotFound(f"task {uuid} not found")
-    return task_from_row(row)
+    return row
+
+
+def load_task(connection: Connection, uuid: UUID) -> Task:
+    """Task ``uuid`` (NotFound if missing)."""
+    return task_from_row(_task_row(connection, uuid))
 
 
 def job_uuid_of(connection: Connection, uuid: UUID) -> UUID:
@@ -143,9 +152,13 @@ def of_worker_in_status(
     """The worker's tasks in ``status`` (of job ``job_uuid`` only, if given), by id."""
     params = {"worker_uuid": worker_uuid, "status": status.value}
     if job_uuid is None:
-        rows = connection.execute(_OF_WORKER, params).mappings()
+        rows = connection.execute(_OF_WORKER, params).mappings().all()
     else:
-        rows = connection.execute(_OF_WORKER_OF_JOB, {**params, "job_uuid": job_uuid}).mappings()
+        rows = connection.execute(_OF_WORKER_OF_JOB, {**params, "job_uuid": job_uuid}).mappings().all()
+    if not rows:  # no tasks, or no such parent: only then is it worth a second look
+        live_worker_id(connection, worker_uuid)
+        if job_uuid is not None:
+            job_id_of(connection, job_uuid)
     return [task_from_row(row) for row in rows]
 
 
@@ -159,9 +172,12 @@ def dependencies(connection: Connection, uuid: UUID) -> list[UUID]:
 
 def current_of_worker(connection: Connection, worker_uuid: UUID) -> Task | None:
     """Flamenco's FetchWorkerTask: the worker's running task (task and job
-    active) if any, else the task it was given last; None if it has none."""
+    active) if any, else the task it was given last; None if it has none
+    (NotFound if the worker is absent or soft-deleted)."""
     row = connection.execute(_CURRENT_OF_WORKER, {"worker_uuid": worker_uuid}).mappings().one_or_none()
-    return None if row is None else task_from_row(row)
+    if row is None:
+        raise NotFound(f"worker {worker_uuid} not found")
+    return None if row["uuid"] is None else task_from_row(row)
 
 
 def timed_out(connection: Connection, untouched_since: datetime) -> list[TimedOutTask]:
@@ -189,12 +205,32 @@ def save_task(connection: Connection, uuid: UUID, values: dict[str, Any], *, ste
     statement = update(TASKS).where(TASKS.c.uuid == bindparam("b_uuid")).values(**values, updated_at=utcnow())
     if connection.execute(statement, {"b_uuid": uuid}).rowcount == 0:
         raise NotFound(f"task {uuid} not found")
-    task = load_task(connection, uuid)
+    row = _task_row(connection, uuid)
     if dependents:
         recount(connection, dependents)
     if steps_changed:
-        resum_steps(connection, task.job_id)
-    return task
+        resum_steps(connection, row["job_id"])
+    return task_from_row(row)
+
+
+# A live worker, or the one the task already names even if soft-deleted since.
+_WORKER_FOR_TASK = select(WORKERS.c.id).where(
+    WORKERS.c.uuid == bindparam("worker_uuid"),
+    or_(LIVE, WORKERS.c.id == select(TASKS.c.worker_id).where(TASKS.c.uuid == bindparam("uuid")).scalar_subquery()),
+)
+
+
+def save_whole_task(connection: Connection, uuid: UUID, values: dict[str, Any], worker_uuid: UUID | None) -> Task:
+    """Write ``values`` and the worker ``worker_uuid`` (None: unassigned) to
+    task ``uuid``. The worker is resolved first, so an unknown or
+    soft-deleted one is InvalidReference and nothing is written; the
+    soft-deleted worker the task already names may stay."""
+    worker_id = None
+    if worker_uuid is not None:
+        worker_id = connection.execute(_WORKER_FOR_TASK, {"worker_uuid": worker_uuid, "uuid": uuid}).scalar()
+        if worker_id is None:
+            raise InvalidReference(f"task {uuid}: no worker {worker_uuid} found")
+    return save_task(connection, uuid, {**values, "worker_id": worker_id}, steps_changed=True)
 
 
 def assign_to_worker(connection: Connection, uuid: UUID, worker_uuid: UUID) -> Task:
@@ -227,14 +263,13 @@ def _status(status: object) -> str:
 def _task_values(task: Task) -> dict[str, Any]:
     if not isinstance(task, Task):
         raise InvalidInput(f"expected a Task, got {type(task).__name__}")
-    where = f"task {task.name!r}"
+    where = f"task {shown(task.name)}"
     commands, _ = encode_commands(task.commands, where)
     return {
         "name": text(task.name, LENGTHS["name"], f"{where}.name"),
         "type": task_type_value(task.type, f"{where}.type"),
         "priority": integer(task.priority, f"{where}.priority", SMALLINT),
         "status": enum_value(TaskStatus, task.status, f"{where}.status").value,
-        "worker_id": None if task.worker_id is None else integer(task.worker_id, f"{where}.worker_id", ROW_ID),
         "last_touched_at": None
         if task.last_touched_at is None
         else aware_datetime(task.last_touched_at, f"{where}.last_touched_at"),
@@ -245,7 +280,7 @@ def _task_values(task: Task) -> dict[str, Any]:
     }
 
 
-class Tasks:
+class Tasks(TaskListings):
     """Tasks of the farm model one at a time: fetch, save, touch, time out."""
 
     def __init__(self, runner: Runner) -> None:
@@ -253,27 +288,27 @@ class Tasks:
 
     # -- reading -----------------------------------------------------------------
 
-    async def fetch(self, uuid: UUID) -> Task:
+    async def fetch(self, uuid: UUID | str) -> Task:
         """Task ``uuid`` with its job's and worker's uuids (NotFound if missing);
         a soft-deleted worker's uuid is still shown."""
         return await self._runner.read(partial(load_task, uuid=_uuid(uuid)), single_statement=True)
 
-    async def job_uuid_of(self, uuid: UUID) -> UUID:
+    async def job_uuid_of(self, uuid: UUID | str) -> UUID:
         """The uuid of the task's job (NotFound if the task is missing)."""
         return await self._runner.read(partial(job_uuid_of, uuid=_uuid(uuid)), single_statement=True)
 
-    async def of_job(self, job_uuid: UUID) -> list[Task]:
+    async def of_job(self, job_uuid: UUID | str) -> list[Task]:
         """The job's tasks in authoring order (NotFound if the job is missing)."""
         unit = partial(of_job, job_uuid=_uuid(job_uuid, "job uuid"), statuses=None)
         return await self._runner.read(unit, single_statement=True, offload=True)
 
-    async def of_job_in_status(self, job_uuid: UUID, *statuses: TaskStatus) -> list[Task]:
+    async def of_job_in_status(self, job_uuid: UUID | str, *statuses: TaskStatus) -> list[Task]:
         """The job's tasks in any of ``statuses``, by id (NotFound if the job is missing)."""
         wanted = [enum_value(TaskStatus, status, "task status") for status in statuses]
         unit = partial(of_job, job_uuid=_uuid(job_uuid, "job uuid"), statuses=wanted)
         return await self._runner.read(unit, single_statement=True)
 
-    async def of_worker_in_status(self, worker_uuid: UUID, status: TaskStatus) -> list[Task]:
+    async def of_worker_in_status(self, worker_uuid: UUID | str, status: TaskStatus) -> list[Task]:
         """The worker's tasks in ``status``, by id (none for an unknown worker)."""
         unit = partial(
             of_worker_in_status,
@@ -283,7 +318,9 @@ class Tasks:
         )
         return await self._runner.read(unit, single_statement=True)
 
-    async def of_worker_in_status_of_job(self, worker_uuid: UUID, status: TaskStatus, job_uuid: UUID) -> list[Task]:
+    async def of_worker_in_status_of_job(
+        self, worker_uuid: UUID | str, status: TaskStatus, job_uuid: UUID | str
+    ) -> list[Task]:
         """The worker's tasks in ``status`` of job ``job_uuid``, by id."""
         unit = partial(
             of_worker_in_status,
@@ -293,14 +330,14 @@ class Tasks:
         )
         return await self._runner.read(unit, single_statement=True)
 
-    async def dependencies(self, uuid: UUID) -> list[UUID]:
+    async def dependencies(self, uuid: UUID | str) -> list[UUID]:
         """The uuids of the tasks this one depends on, by their id (NotFound if missing)."""
         return await self._runner.read(partial(dependencies, uuid=_uuid(uuid)), single_statement=True)
 
-    async def current_of_worker(self, worker_uuid: UUID) -> Task | None:
+    async def current_of_worker(self, worker_uuid: UUID | str) -> Task | None:
         """The worker's current task (Flamenco's FetchWorkerTask): one that is
         active in an active job first, else the one updated last; None if the
-        worker has no task."""
+        worker has no task. NotFound for an unknown or soft-deleted worker."""
         unit = partial(current_of_worker, worker_uuid=_uuid(worker_uuid, "worker uuid"))
         return await self._runner.read(unit, single_statement=True)
 
@@ -313,35 +350,40 @@ class Tasks:
 
     async def save(self, task: Task) -> Task:
         """Write every mutable field of ``task`` (name, type, priority, status,
-        worker, last touched, commands, activity, steps); returns it as stored."""
+        worker, last touched, commands, activity, steps); returns it as stored.
+
+        The worker is ``task.worker_uuid`` (None: unassigned): InvalidReference
+        for an unknown or soft-deleted worker, unless it is the one the task
+        already names; nothing is written then."""
         values = _task_values(task)
-        unit = partial(save_task, uuid=_uuid(task.uuid), values=values, steps_changed=True)
+        worker = None if task.worker_uuid is None else _uuid(task.worker_uuid, f"task {shown(task.name)}.worker_uuid")
+        unit = partial(save_whole_task, uuid=_uuid(task.uuid), values=values, worker_uuid=worker)
         return await self._runner.write(unit)
 
-    async def save_status(self, uuid: UUID, status: TaskStatus, activity: str | None = None) -> Task:
+    async def save_status(self, uuid: UUID | str, status: TaskStatus, activity: str | None = None) -> Task:
         """Write the task's status (and activity, unless None)."""
         values: dict[str, Any] = {"status": _status(status)}
         if activity is not None:
             values["activity"] = activity_value(activity, "task")
         return await self._runner.write(partial(save_task, uuid=_uuid(uuid), values=values))
 
-    async def save_activity(self, uuid: UUID, activity: str) -> Task:
+    async def save_activity(self, uuid: UUID | str, activity: str) -> Task:
         """Write the task's activity only (its status is not saved)."""
         values = {"activity": activity_value(activity, "task")}
         return await self._runner.write(partial(save_task, uuid=_uuid(uuid), values=values))
 
-    async def save_steps_completed(self, uuid: UUID, steps_completed: int) -> Task:
+    async def save_steps_completed(self, uuid: UUID | str, steps_completed: int) -> Task:
         """Write the task's completed steps, then re-sum its job's counters."""
         values = {"steps_completed": integer(steps_completed, "task steps_completed", _STEPS)}
         unit = partial(save_task, uuid=_uuid(uuid), values=values, steps_changed=True)
         return await self._runner.write(unit)
 
-    async def assign_to_worker(self, uuid: UUID, worker_uuid: UUID) -> Task:
+    async def assign_to_worker(self, uuid: UUID | str, worker_uuid: UUID | str) -> Task:
         """Assign the task to a worker (InvalidReference for an unknown or deleted worker)."""
         unit = partial(assign_to_worker, uuid=_uuid(uuid), worker_uuid=_uuid(worker_uuid, "worker uuid"))
         return await self._runner.write(unit)
 
-    async def touched_by_worker(self, uuid: UUID) -> None:
+    async def touched_by_worker(self, uuid: UUID | str) -> None:
         """The worker's heartbeat on its task: ``last_touched_at = updated_at = now``,
         one statement (NotFound if the task is missing)."""
         await self._runner.write(partial(touched_by_worker, uuid=_uuid(uuid)), single_statement=True)

@@ -19,10 +19,10 @@ from sqlalchemy.sql.elements import BindParameter
 from statestore.core.dialect import facts_of
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
-from statestore.core.validate import ROW_ID, integer, text, uuid_value
+from statestore.core.validate import text, uuid_value
 from statestore.errors import InvalidInput, InvalidReference, NotFound
 from statestore.farm.fields import uuids
-from statestore.farm.lookups import live_worker_id
+from statestore.farm.lookups import LIVE, live_worker_id
 from statestore.farm.records import WorkerTag
 from statestore.farm.rows import tag_from_row
 from statestore.farm.tables import LENGTHS, MEMBERSHIP, WORKER_TAGS, WORKERS
@@ -40,7 +40,6 @@ def tag_values(*, name: object, description: object) -> dict[str, Any]:
 _BY = {
     "uuid": select(WORKER_TAGS).where(WORKER_TAGS.c.uuid == bindparam("key")),
     "name": select(WORKER_TAGS).where(WORKER_TAGS.c.name == bindparam("key")),
-    "id": select(WORKER_TAGS).where(WORKER_TAGS.c.id == bindparam("key")),
 }
 
 
@@ -59,11 +58,16 @@ _SAVE = update(WORKER_TAGS).where(WORKER_TAGS.c.uuid == bindparam("b_uuid")).val
 _DELETE = delete(WORKER_TAGS).where(WORKER_TAGS.c.uuid == bindparam("uuid"))
 
 
+# From the worker, outer-joined: one row of NULLs when it has no tags, none
+# when there is no such live worker — one statement tells the two apart.
 _OF_WORKER = (
     select(WORKER_TAGS)
-    .join(MEMBERSHIP, MEMBERSHIP.c.worker_tag_id == WORKER_TAGS.c.id)
-    .join(WORKERS, WORKERS.c.id == MEMBERSHIP.c.worker_id)
-    .where(WORKERS.c.uuid == bindparam("worker_uuid"))
+    .select_from(
+        WORKERS.outerjoin(MEMBERSHIP, MEMBERSHIP.c.worker_id == WORKERS.c.id).outerjoin(
+            WORKER_TAGS, WORKER_TAGS.c.id == MEMBERSHIP.c.worker_tag_id
+        )
+    )
+    .where(WORKERS.c.uuid == bindparam("worker_uuid"), LIVE)
     .order_by(WORKER_TAGS.c.id)
 )
 
@@ -80,7 +84,7 @@ def create_tag(connection: Connection, values: dict[str, Any]) -> WorkerTag:
 
 
 def load_tag(connection: Connection, by: str, key: object) -> WorkerTag:
-    """The tag whose ``by`` (uuid, name or id) is ``key`` (NotFound if none)."""
+    """The tag whose ``by`` (uuid or name) is ``key`` (NotFound if none)."""
     row = connection.execute(_BY[by], {"key": key}).mappings().one_or_none()
     if by == "name" and row is not None and row["name"] != key:
         row = None  # MariaDB compares padded: 'gpu' = 'gpu ' even in binary collation
@@ -141,8 +145,11 @@ def set_worker_tags(connection: Connection, worker_uuid: UUID, tag_uuids: Sequen
 
 
 def tags_of_worker(connection: Connection, worker_uuid: UUID) -> list[WorkerTag]:
-    """The worker's tags in id order (none for an unknown worker, as in Flamenco)."""
-    return [tag_from_row(row) for row in connection.execute(_OF_WORKER, {"worker_uuid": worker_uuid}).mappings()]
+    """The worker's tags in id order (NotFound for an unknown or soft-deleted worker)."""
+    rows = connection.execute(_OF_WORKER, {"worker_uuid": worker_uuid}).mappings().all()
+    if not rows:
+        raise NotFound(f"worker {worker_uuid} not found")
+    return [tag_from_row(row) for row in rows if row["uuid"] is not None]
 
 
 class WorkerTags:
@@ -151,13 +158,13 @@ class WorkerTags:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def create(self, name: str, description: str = "", *, uuid: UUID | None = None) -> WorkerTag:
+    async def create(self, name: str, description: str = "", *, uuid: UUID | str | None = None) -> WorkerTag:
         """Store a new tag (AlreadyExists if its name or uuid is taken)."""
         values = tag_values(name=name, description=description)
         values["uuid"] = uuid4() if uuid is None else uuid_value(uuid, f"worker tag {name!r}.uuid")
         return await self._runner.write(partial(create_tag, values=values), single_statement=True)
 
-    async def fetch(self, uuid: UUID) -> WorkerTag:
+    async def fetch(self, uuid: UUID | str) -> WorkerTag:
         """Tag ``uuid`` (NotFound if absent)."""
         key = uuid_value(uuid, "worker tag uuid")
         return await self._runner.read(partial(load_tag, by="uuid", key=key), single_statement=True)
@@ -166,11 +173,6 @@ class WorkerTags:
         """The tag named ``name`` (NotFound if absent)."""
         key = text(name, LENGTHS["name"], "worker tag name")
         return await self._runner.read(partial(load_tag, by="name", key=key), single_statement=True)
-
-    async def fetch_by_id(self, id: int) -> WorkerTag:
-        """The tag with primary key ``id`` (NotFound if absent)."""
-        key = integer(id, "worker tag id", ROW_ID)
-        return await self._runner.read(partial(load_tag, by="id", key=key), single_statement=True)
 
     async def list(self) -> builtins.list[WorkerTag]:
         """Every tag, in creation (id) order."""
@@ -192,13 +194,15 @@ class WorkerTags:
             single_statement=self._runner.facts.update_returning,
         )
 
-    async def delete(self, uuid: UUID) -> None:
+    async def delete(self, uuid: UUID | str) -> None:
         """Delete tag ``uuid`` (NotFound if absent). Its memberships go with
         it, and jobs limited to it become untagged (runnable by any worker)."""
-        uuid_value(uuid, "worker tag uuid")
-        await self._runner.write(partial(delete_tag, uuid=uuid), single_statement=True)
+        key = uuid_value(uuid, "worker tag uuid")
+        await self._runner.write(partial(delete_tag, uuid=key), single_statement=True)
 
-    async def set_worker_tags(self, worker_uuid: UUID, tag_uuids: Collection[UUID]) -> builtins.list[WorkerTag]:
+    async def set_worker_tags(
+        self, worker_uuid: UUID | str, tag_uuids: Collection[UUID | str]
+    ) -> builtins.list[WorkerTag]:
         """Make ``tag_uuids`` the worker's only tags, in one transaction, and
         return them in id order; duplicates count once, an empty collection
         removes every tag. NotFound for an unknown or soft-deleted worker.
@@ -208,11 +212,13 @@ class WorkerTags:
         InvalidReference and the worker keeps the tags it had, so a typo or a
         tag deleted meanwhile is not mistaken for "fewer tags".
         """
-        uuid_value(worker_uuid, "worker uuid")
+        worker = uuid_value(worker_uuid, "worker uuid")
         tags = uuids(tag_uuids, "tag uuids")
-        return await self._runner.write(partial(set_worker_tags, worker_uuid=worker_uuid, tag_uuids=tags))
+        return await self._runner.write(partial(set_worker_tags, worker_uuid=worker, tag_uuids=tags))
 
-    async def of_worker(self, worker_uuid: UUID) -> builtins.list[WorkerTag]:
-        """The worker's tags in id order (an unknown worker has none, as in Flamenco)."""
-        uuid_value(worker_uuid, "worker uuid")
-        return await self._runner.read(partial(tags_of_worker, worker_uuid=worker_uuid), single_statement=True)
+    async def of_worker(self, worker_uuid: UUID | str) -> builtins.list[WorkerTag]:
+        """The worker's tags in id order. NotFound for an unknown or
+        soft-deleted worker (Flamenco lists none for an unknown worker; here a
+        typo is not mistaken for "no tags")."""
+        worker = uuid_value(worker_uuid, "worker uuid")
+        return await self._runner.read(partial(tags_of_worker, worker_uuid=worker), single_statement=True)

@@ -8,10 +8,19 @@ written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from statestore.core.types import ensure_json
-from statestore.core.validate import enum_value, json_object, text, uuid_value
+from statestore.core.validate import (
+    check_characters,
+    ensure_json,
+    enum_value,
+    json_object,
+    shown,
+    text,
+    type_name,
+    uuid_value,
+)
 from statestore.errors import InvalidInput
 from statestore.flows.records import AtomDetail, Failure, FlowDetail, LogBook, RetryAttempt
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
@@ -36,7 +45,7 @@ def _failure(value: object, where: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, Failure):
-        raise InvalidInput(f"{where}: expected a Failure, got {type(value).__name__}")
+        raise InvalidInput(f"{where}: expected a Failure, got {type_name(value)}")
     return dict(ensure_json(value.to_dict(), where))
 
 
@@ -49,18 +58,22 @@ def _retry_history(value: object, where: str) -> list[Any] | None:
     encoded: list[Any] = []
     for index, attempt in enumerate(value):
         if not isinstance(attempt, RetryAttempt):
-            raise InvalidInput(f"{where}[{index}]: expected a RetryAttempt, got {type(attempt).__name__}")
-        failures = {
-            str(atom): _failure(failure, f"{where}[{index}].failures[{atom!r}]")
-            for atom, failure in attempt.failures.items()
-        }
+            raise InvalidInput(f"{where}[{index}]: expected a RetryAttempt, got {type_name(attempt)}")
+        if not isinstance(attempt.failures, Mapping):
+            raise InvalidInput(f"{where}[{index}].failures: expected a dict, got {type_name(attempt.failures)}")
+        failures: dict[str, Any] = {}
+        for atom, failure in attempt.failures.items():
+            if not isinstance(atom, str):
+                raise InvalidInput(f"{where}[{index}].failures: key {shown(atom)} is not an atom name (a string)")
+            check_characters(atom, f"{where}[{index}].failures: key {shown(atom)}")
+            failures[atom] = _failure(failure, f"{where}[{index}].failures[{shown(atom)}]")
         encoded.append([ensure_json(attempt.data, f"{where}[{index}].data"), failures])
     return encoded
 
 
 def atom_values(atom: AtomDetail) -> dict[str, Any]:
     """Validated column values of ``atom`` (without ids and timestamps)."""
-    where = f"atom {atom.name!r}"
+    where = f"atom {shown(atom.name)}"
     kind = enum_value(AtomKind, atom.kind, f"{where}.kind")
     results: Any
     if kind is AtomKind.RETRY:
@@ -87,7 +100,7 @@ def atom_values(atom: AtomDetail) -> dict[str, Any]:
 
 def flow_values(flow: FlowDetail) -> dict[str, Any]:
     """Validated column values of ``flow`` itself (its atoms are separate)."""
-    where = f"flow detail {flow.name!r}"
+    where = f"flow detail {shown(flow.name)}"
     return {
         "uuid": uuid_value(flow.uuid, f"{where}.uuid"),
         "name": text(flow.name, NAME_LENGTH, f"{where}.name"),
@@ -98,7 +111,7 @@ def flow_values(flow: FlowDetail) -> dict[str, Any]:
 
 def book_values(book: LogBook) -> dict[str, Any]:
     """Validated column values of ``book`` itself."""
-    where = f"logbook {book.name!r}"
+    where = f"logbook {shown(book.name)}"
     return {
         "uuid": uuid_value(book.uuid, f"{where}.uuid"),
         "name": text(book.name, NAME_LENGTH, f"{where}.name"),

@@ -20,13 +20,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import BindParameter
 
 from statestore.core.dialect import facts_of
-from statestore.core.runner import Runner
-from statestore.core.types import utcnow
-from statestore.core.validate import uuid_value
-from statestore.errors import InvalidInput, NotFound
-from statestore.flows.atom_details import ATOM_SET, atom_params
-from statestore.flows.fields import MUTABLE_ATOM_COLUMNS, atom_values, flow_values
-from statestore.flows.pages import (
+from statestore.core.pages import (
     DEFAULT_PAGE,
     Cursor,
     Page,
@@ -37,6 +31,12 @@ from statestore.flows.pages import (
     page_limit,
     stream,
 )
+from statestore.core.runner import Runner
+from statestore.core.types import utcnow
+from statestore.core.validate import uuid_value
+from statestore.errors import InvalidInput, NotFound
+from statestore.flows.atom_details import ATOM_SET, atom_params
+from statestore.flows.fields import MUTABLE_ATOM_COLUMNS, atom_values, flow_values
 from statestore.flows.records import AtomDetail, FlowDetail
 from statestore.flows.rows import BOOK_BY_UUID, FLOW_BY_UUID, atom_from_row, atoms_by_flow, flow_from_row, one_row
 from statestore.flows.tables import ATOMS, BOOKS, FLOWS

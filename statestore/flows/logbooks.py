@@ -19,13 +19,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from statestore.core.batches import chunks
 from statestore.core.dialect import facts_of
-from statestore.core.runner import Runner
-from statestore.core.types import utcnow
-from statestore.core.validate import uuid_value
-from statestore.errors import NotFound
-from statestore.flows.fields import atom_values, book_values, flow_values
-from statestore.flows.flow_details import merge_atoms
-from statestore.flows.pages import (
+from statestore.core.pages import (
     DEFAULT_PAGE,
     Cursor,
     Page,
@@ -36,6 +30,12 @@ from statestore.flows.pages import (
     page_limit,
     stream,
 )
+from statestore.core.runner import Runner
+from statestore.core.types import utcnow
+from statestore.core.validate import uuid_value
+from statestore.errors import NotFound
+from statestore.flows.fields import atom_values, book_values, flow_values
+from statestore.flows.flow_details import merge_atoms
 from statestore.flows.records import FlowDetail, LogBook
 from statestore.flows.rows import BOOK_BY_UUID, atoms_by_flow, book_from_row, flow_from_row, one_row
 from statestore.flows.tables import ATOMS, BOOKS, FLOWS

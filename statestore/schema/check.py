@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -9,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from statestore.schema import migrate
 
-__all__ = ["CheckReport", "run_checks"]
+__all__ = ["CheckReport", "run_checks", "wal_bytes"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class CheckReport:
     head: str
     foreign_keys_enforced: bool
     problems: tuple[str, ...] = field(default=())
+    wal_bytes: int | None = None
+    """Size of a SQLite file's write-ahead log (``<database>-wal``) on disk;
+    None for SQLite in memory and for servers."""
 
     @property
     def schema_at_head(self) -> bool:
@@ -31,6 +35,23 @@ class CheckReport:
     def ok(self) -> bool:
         """Nothing wrong was found."""
         return not self.problems
+
+
+def wal_bytes(connection: Connection) -> int | None:
+    """The size of the SQLite write-ahead log of the database ``connection``
+    is on (0 when there is none right now); None for SQLite in memory and
+    for servers. Costs one PRAGMA and one ``stat``."""
+    if connection.dialect.name != "sqlite":
+        return None
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    path = next((str(row[2]) for row in driver.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not path:
+        return None
+    try:
+        return os.stat(f"{path}-wal").st_size
+    except FileNotFoundError:
+        return 0
 
 
 def run_checks(connection: Connection) -> CheckReport:
@@ -59,4 +80,5 @@ def run_checks(connection: Connection) -> CheckReport:
         head=head,
         foreign_keys_enforced=foreign_keys,
         problems=tuple(problems),
+        wal_bytes=wal_bytes(connection),
     )

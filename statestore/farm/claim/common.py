@@ -1,33 +1,4 @@
-"""Claiming the next runnable task for a worker, as one unit of work.
-
-The rules are Flamenco's (reference §5), made explicit:
-
-1. A worker that is unknown → NotFound. A worker that is soft-deleted, not
-   ``awake``, or has a status change pending gets nothing.
-2. If the worker already runs an ``active`` task of an active or queued job,
-   that task is returned unchanged.
-3. Otherwise the next task is one that is queued or soft-failed with every
-   dependency completed, in an active or queued job, of a type the worker
-   supports, not failed by this worker, whose type is not blocklisted for this
-   worker on this job, and whose job is untagged or carries one of the
-   worker's tags — in the order job priority DESC, task priority DESC, id.
-4. The claim assigns it and, with ``activate``, marks it active, touches it
-   and makes a queued job active, in the same transaction.
-
-This module is the portable form (MariaDB): a few statements in one
-transaction at READ COMMITTED. The best few candidates are read without a
-lock, then the first of them no other claimer holds is locked ``FOR UPDATE
-SKIP LOCKED`` and re-checked — a lock on task rows alone, since MariaDB has no
-``FOR UPDATE OF`` and would otherwise lock the jobs its subqueries read.
-SQLite runs :mod:`statestore.farm.claim_sqlite` (two statements in ``BEGIN
-IMMEDIATE``).
-PostgreSQL runs :mod:`statestore.farm.claim_postgresql`, the same rules as one
-statement.
-
-Candidates come from the partial index ``ix_tasks_claimable``, which holds only
-claimable tasks already in claim order, so the cost of a claim does not grow
-with the number of finished tasks.
-"""
+"""What every claim strategy shares: the claimed task's columns and its record, worker eligibility."""
 
 from __future__ import annotations
 

@@ -1,32 +1,23 @@
-"""Claiming the next runnable task for a worker, as one unit of work.
+"""The claim on MariaDB: the rules of :mod:`statestore.farm.claim` as a few statements of one transaction.
 
-The rules are Flamenco's (reference §5), made explicit:
+The transaction runs at READ COMMITTED. It first locks the worker's row
+(``FOR UPDATE``), so claims of one worker take turns: one that waited for the
+lock reads, in the statements after it (each of which sees what was committed
+before it started), the task the other claim assigned, and rule 2 returns it.
+A worker that may get work is then marked seen (``last_seen_at``, the claim
+counts as a heartbeat), whether or not a task comes of it. No new lock-order
+cycle: the writers that lock a worker's row and then task rows (time-outs,
+failure records) take the worker's first as well; heartbeats and other
+worker updates are single statements; a task update that names the worker
+(its foreign-key check waits for the worker's row) holds no lock the claim
+then waits for — the claim skips locked tasks. A deadlock victim is re-run
+by the runner in any case.
 
-1. A worker that is unknown → NotFound. A worker that is soft-deleted, not
-   ``awake``, or has a status change pending gets nothing.
-2. If the worker already runs an ``active`` task of an active or queued job,
-   that task is returned unchanged.
-3. Otherwise the next task is one that is queued or soft-failed with every
-   dependency completed, in an active or queued job, of a type the worker
-   supports, not failed by this worker, whose type is not blocklisted for this
-   worker on this job, and whose job is untagged or carries one of the
-   worker's tags — in the order job priority DESC, task priority DESC, id.
-4. The claim assigns it and, with ``activate``, marks it active, touches it
-   and makes a queued job active, in the same transaction.
-
-This module is the portable form (MariaDB): a few statements in one
-transaction at READ COMMITTED. The best few candidates are read without a
-lock, then the first of them no other claimer holds is locked ``FOR UPDATE
-SKIP LOCKED`` and re-checked — a lock on task rows alone, since MariaDB has no
-``FOR UPDATE OF`` and would otherwise lock the jobs its subqueries read.
-SQLite runs :mod:`statestore.farm.claim_sqlite` (two statements in ``BEGIN
-IMMEDIATE``).
-PostgreSQL runs :mod:`statestore.farm.claim_postgresql`, the same rules as one
-statement.
-
-Candidates come from the partial index ``ix_tasks_claimable``, which holds only
-claimable tasks already in claim order, so the cost of a claim does not grow
-with the number of finished tasks.
+The best few candidates are read without a lock, then the first of them no
+other claimer holds is locked ``FOR UPDATE SKIP LOCKED`` and re-checked: a
+lock on task rows alone, since MariaDB has no ``FOR UPDATE OF`` and would
+otherwise lock the jobs its subqueries read, making every other claimer skip
+every task of those jobs.
 """
 
 from __future__ import annotations
@@ -53,9 +44,25 @@ from statestore.farm.rows import split_task_types
 from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.tables import BLOCKS, FAILURES, JOBS, MEMBERSHIP, TASKS, WORKERS
 
-_WORKER = select(
-    WORKERS.c.id, WORKERS.c.status, WORKERS.c.status_requested, WORKERS.c.deleted_at, WORKERS.c.supported_task_types
-).where(WORKERS.c.uuid == bindparam("worker_uuid"))
+# Locked: claims of one worker take turns (see the module doc).
+_WORKER = (
+    select(
+        WORKERS.c.id,
+        WORKERS.c.status,
+        WORKERS.c.status_requested,
+        WORKERS.c.deleted_at,
+        WORKERS.c.supported_task_types,
+    )
+    .where(WORKERS.c.uuid == bindparam("worker_uuid"))
+    .with_for_update()
+)
+
+
+_SEEN = (
+    update(WORKERS)
+    .where(WORKERS.c.id == bindparam("worker_id"))
+    .values(last_seen_at=bindparam("now"), updated_at=bindparam("now"))
+)
 
 
 _CURRENT = (
@@ -176,6 +183,7 @@ def claim_mariadb(connection: Connection, worker_uuid: UUID, activate: bool, now
     if not worker_is_eligible(worker):
         return None
     worker_id = worker["id"]
+    connection.execute(_SEEN, {"worker_id": worker_id, "now": now})
     current = connection.execute(_CURRENT, {"worker_id": worker_id}).mappings().one_or_none()
     if current is not None:
         return scheduled_from_row(current, worker_uuid, newly_claimed=False)

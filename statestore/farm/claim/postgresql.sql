@@ -1,9 +1,23 @@
 -- The claim on PostgreSQL as one statement; see claim/postgresql.py for why it is shaped so.
 -- Parameters (bound by name): worker_uuid, now, activate. Columns: every column of tasks, then job_uuid,
--- job_priority_now, job_type, newly_claimed.
-WITH w AS (
-    SELECT id, supported_task_types FROM workers
+-- job_priority_now, job_type, newly_claimed, raced.
+WITH seen AS (
+    -- The worker if it may get work, as the statement's snapshot has it, with its row version.
+    SELECT id, xmin AS seen_version FROM workers
     WHERE uuid = :worker_uuid AND deleted_at IS NULL AND status = 'awake' AND status_requested = ''
+),
+w AS (
+    -- The claim counts as a heartbeat, and its row lock makes claims of one
+    -- worker take turns. Guarded by the row version: if another transaction
+    -- changed the row since the snapshot (a claim of this worker, a heartbeat),
+    -- PostgreSQL re-checks this WHERE on the new version, it fails, w is empty,
+    -- nothing is claimed, and the row says raced: the caller runs the statement
+    -- again, with a snapshot that sees the other transaction's work.
+    UPDATE workers SET last_seen_at = :now, updated_at = :now
+    FROM seen
+    WHERE workers.id = seen.id
+      AND workers.xmin = seen.seen_version
+    RETURNING workers.id, workers.supported_task_types
 ),
 current_task AS (
     SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
@@ -42,14 +56,16 @@ job_activated AS (
     WHERE :activate AND status = 'queued' AND id IN (SELECT job_id FROM claimed)
 )
 SELECT c.*, j.uuid AS job_uuid, j.priority AS job_priority_now, j.job_type,
-       true AS newly_claimed
+       true AS newly_claimed, false AS raced
 FROM claimed c JOIN jobs j ON j.id = c.job_id
 UNION ALL
-SELECT t.*, j.uuid, j.priority, j.job_type, false
+SELECT t.*, j.uuid, j.priority, j.job_type, false, false
 FROM current_task ct JOIN tasks t ON t.id = ct.id JOIN jobs j ON j.id = t.job_id
 UNION ALL
 -- No task: one row of NULLs if the worker exists, so that telling "no work"
--- from "no such worker" costs no second round trip.
-SELECT (NULL::tasks).*, NULL::uuid, NULL::smallint, NULL::varchar, NULL::boolean
+-- from "no such worker" costs no second round trip; raced if the worker may
+-- get work but its row changed under the statement (see w).
+SELECT (NULL::tasks).*, NULL::uuid, NULL::smallint, NULL::varchar, NULL::boolean,
+       EXISTS (SELECT 1 FROM seen) AND NOT EXISTS (SELECT 1 FROM w)
 WHERE NOT EXISTS (SELECT 1 FROM claimed) AND NOT EXISTS (SELECT 1 FROM current_task)
   AND EXISTS (SELECT 1 FROM workers WHERE uuid = :worker_uuid)

@@ -1,15 +1,19 @@
-"""The claim on SQLite: the rules of :mod:`statestore.farm.claim` in two statements.
+"""The claim on SQLite: the rules of :mod:`statestore.farm.claim` in three statements.
 
 The unit runs inline in the runner's ``BEGIN IMMEDIATE`` transaction (shared
 by group commit with the process's other writers), so claims are serialised
-by SQLite's write lock and two claimers can never take one task. What costs
-here is not the SQL but the calls into it (~40 µs each through SQLAlchemy,
-against ~8 µs for sqlite3), so the common path is two
-:class:`~statestore.core.direct.DirectStatement` calls:
+by SQLite's write lock and two claimers can never take one task — nor two
+claims of one worker take two tasks: the later one's lookup finds the task the
+earlier one assigned (rule 2). What costs here is not the SQL but the calls
+into it (~40 µs each through SQLAlchemy, against ~8 µs for sqlite3), so the
+common path is three :class:`~statestore.core.direct.DirectStatement` calls:
 
 1. one SELECT that checks the worker and finds both its active task and the
    best candidate (correlated subqueries on the worker's row);
-2. one ``UPDATE … RETURNING`` that assigns (and activates) the candidate and
+2. for a worker that may get work, a primary-key UPDATE that marks it seen
+   (``last_seen_at``: the claim counts as a heartbeat whether or not a task
+   comes of it, as on the other backends);
+3. one ``UPDATE … RETURNING`` that assigns (and activates) the candidate and
    returns it with its job's uuid, priority and type;
 
 plus, when activating a task of a queued job, a primary-key UPDATE that makes
@@ -37,7 +41,7 @@ from statestore.errors import NotFound
 from statestore.farm.claim.common import CLAIMED_TASK, scheduled_from_row
 from statestore.farm.records import ScheduledTask
 from statestore.farm.statuses import JobStatus, TaskStatus
-from statestore.farm.tables import JOBS, TASKS
+from statestore.farm.tables import JOBS, TASKS, WORKERS
 
 LOOKUP = DirectStatement(
     text(
@@ -119,17 +123,26 @@ _ACTIVATE_JOB = DirectStatement(
 )
 
 
+_SEEN = DirectStatement(
+    update(WORKERS)
+    .where(WORKERS.c.id == bindparam("worker_id"))
+    .values(last_seen_at=bindparam("now"), updated_at=bindparam("now"))
+)
+
+
 _COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now", "job_type", "job_status"]
 
 
 def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
-    """Claim in two statements (three when a queued job becomes active)."""
+    """Claim in three statements (four when a queued job becomes active;
+    one when the worker may get no work)."""
     found = LOOKUP.execute(connection, {"worker_uuid": worker_uuid}).rows
     if not found:
         raise NotFound(f"worker {worker_uuid} not found")
     worker_id, eligible, current_id, candidate_id = found[0]
     if not eligible:
         return None
+    _SEEN.execute(connection, {"worker_id": worker_id, "now": now})
     if current_id is not None:
         current = connection.execute(CLAIMED_TASK, {"task_id": current_id}).mappings().one()
         return scheduled_from_row(current, worker_uuid, newly_claimed=False)
