@@ -40,9 +40,9 @@ from sqlalchemy import insert, update
 
 from statestore import Store, open_store
 from statestore.farm import AuthoredJob, AuthoredTask, WorkerStatus
-from statestore.farm.tables import TASKS, WORKERS
 from statestore.farm.claim.postgresql import CLAIM_SQL as CLAIM_SQL_POSTGRESQL
 from statestore.farm.claim.sqlite import LOOKUP as CLAIM_LOOKUP_SQLITE
+from statestore.farm.tables import TASKS, WORKERS
 
 CLAIMERS = (1, 8, 32)
 SIZES = (1_000, 100_000, 1_000_000)

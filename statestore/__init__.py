@@ -3,7 +3,6 @@
 Open a store with :func:`open_store`; see the README for a tour.
 """
 
-from statestore.schema.check import CheckReport
 from statestore.core.serialize import from_data, to_data
 from statestore.errors import (
     AlreadyExists,
@@ -17,7 +16,8 @@ from statestore.errors import (
     TransactionConflict,
     Unavailable,
 )
-from statestore.store import Store, open_store
+from statestore.schema.check import CheckReport
+from statestore.store import Store, WalCheckpoint, open_store
 
 __all__ = [
     "AlreadyExists",
@@ -32,6 +32,7 @@ __all__ = [
     "StoreError",
     "TransactionConflict",
     "Unavailable",
+    "WalCheckpoint",
     "from_data",
     "open_store",
     "to_data",

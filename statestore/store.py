@@ -10,7 +10,8 @@ from sqlalchemy.engine import URL
 
 from statestore.core.runner import ActiveTransaction, Runner, T, Unit
 from statestore.core.server_runner import ServerRunner
-from statestore.core.sqlite_runner import DEFAULT_WAL_CHECKPOINT_BYTES, SqliteRunner, WalCheckpoint
+from statestore.core.sqlite_runner import SqliteRunner
+from statestore.core.sqlite_wal import DEFAULT_WAL_CHECKPOINT_BYTES, WalCheckpoint
 from statestore.core.urls import Backend, resolve_url
 from statestore.errors import InvalidInput, SchemaOutOfDate
 from statestore.farm.blocklist import JobBlocklist

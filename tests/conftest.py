@@ -10,7 +10,7 @@ from sqlalchemy import delete
 
 from statestore import Store, open_store
 from statestore.schema.metadata import metadata
-from tests.backends import BACKENDS, SERVER_ENV, TestDatabase, discard_database, new_database
+from tests.support.backends import BACKENDS, SERVER_ENV, TestDatabase, discard_database, new_database
 
 
 @pytest.fixture(params=BACKENDS)
