@@ -19,7 +19,18 @@ from datetime import datetime
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-__all__ = ["Figure", "asyncpg_dsn", "interleaved", "rate", "raw_sqlite", "report", "sqlite_time", "throwaway_postgres"]
+__all__ = [
+    "Figure",
+    "asyncpg_dsn",
+    "interleaved",
+    "percentiles",
+    "rate",
+    "raw_sqlite",
+    "report",
+    "sqlite_time",
+    "throwaway_mysql",
+    "throwaway_postgres",
+]
 
 
 @dataclass
@@ -94,9 +105,33 @@ async def throwaway_postgres(admin_url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+@asynccontextmanager
+async def throwaway_mysql(admin_url: str) -> AsyncIterator[str]:
+    """A new MySQL/MariaDB database beside ``admin_url``'s (``mysql://…``),
+    dropped afterwards; yields its URL."""
+    from statestore.core.urls import resolve_url
+
+    name = f"statestore_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(resolve_url(admin_url).url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        await admin.dispose()
+
+
 def asyncpg_dsn(url: str) -> str:
     """A SQLAlchemy-style PostgreSQL URL as asyncpg's own DSN."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def percentiles(timings: list[float]) -> tuple[float, float]:
+    """(p50, p99) of ``timings``."""
+    ordered = sorted(timings)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def report(figures: list[Figure], note: str = "ratio = times slower than the raw driver") -> None:

@@ -11,6 +11,22 @@ CREATE TABLE logbooks (
 	CONSTRAINT uq_logbooks_uuid UNIQUE (uuid)
 );
 
+CREATE TABLE status_history (
+	id BIGINT NOT NULL AUTO_INCREMENT, 
+	job_id BIGINT NOT NULL, 
+	task_id BIGINT, 
+	old_status VARCHAR(32) NOT NULL, 
+	new_status VARCHAR(32) NOT NULL, 
+	reason VARCHAR(255) NOT NULL, 
+	who VARCHAR(64) NOT NULL, 
+	at DATETIME(6) NOT NULL, 
+	CONSTRAINT pk_status_history PRIMARY KEY (id)
+)CHARSET=utf8mb4 COLLATE utf8mb4_bin;
+
+CREATE INDEX ix_status_history_job_id ON status_history (job_id, id);
+
+CREATE INDEX ix_status_history_task_id ON status_history (task_id, id);
+
 CREATE TABLE worker_tags (
 	name VARCHAR(64) NOT NULL, 
 	description VARCHAR(255) NOT NULL, 
@@ -206,6 +222,8 @@ CREATE TABLE tasks (
 )CHARSET=utf8mb4 COLLATE utf8mb4_bin;
 
 CREATE INDEX ix_tasks_claimable ON tasks (job_priority DESC, priority DESC, id);
+
+CREATE INDEX ix_tasks_job_id_status ON tasks (job_id, status);
 
 CREATE INDEX ix_tasks_status_last_touched_at ON tasks (status, last_touched_at);
 

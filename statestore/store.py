@@ -19,6 +19,8 @@ from statestore.farm.jobs import Jobs
 from statestore.farm.last_rendered import LastRendered
 from statestore.farm.scheduler import Scheduler
 from statestore.farm.sleep_schedules import SleepSchedules
+from statestore.farm.state_machine import StateMachine
+from statestore.farm.status_history import StatusHistory
 from statestore.farm.task_failures import TaskFailures
 from statestore.farm.tasks import Tasks
 from statestore.farm.worker_tags import WorkerTags
@@ -65,6 +67,11 @@ class Store:
         """The job rendered last."""
         self.scheduler = Scheduler(runner)
         """Hands the next runnable task to a worker."""
+        self.state_machine = StateMachine(runner)
+        """Flamenco's manager rules: status changes with their ripple, worker
+        reports and failures, give-backs, time-outs and the housekeeper."""
+        self.status_history = StatusHistory(runner)
+        """Every job and task status change the state machine made."""
 
     @property
     def backend(self) -> Backend:

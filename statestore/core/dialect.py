@@ -50,6 +50,11 @@ class DialectFacts:
     written by primary key: MariaDB's UPDATE with a subquery over the same
     table takes shared locks on every row it reads, which deadlocks with
     claimers."""
+    completion_statement: bool
+    """A worker's completion of its task is one statement of data-modifying
+    CTEs in autocommit (``statestore.farm.completion``), where a round trip
+    costs more than the SQL (PostgreSQL); elsewhere it is the state
+    machine's transaction."""
 
     def upsert(self, table: Table, key: str, update: Sequence[str]) -> Insert:
         """``INSERT … ON CONFLICT (key) DO UPDATE SET update = new values``.
@@ -97,6 +102,7 @@ _POSTGRESQL = DialectFacts(
     coalesce_heartbeats=True,
     bulk_insert_unnest=True,
     recount_by_key=False,
+    completion_statement=True,
 )
 _SQLITE = DialectFacts(
     family="sqlite",
@@ -106,6 +112,7 @@ _SQLITE = DialectFacts(
     coalesce_heartbeats=False,
     bulk_insert_unnest=False,
     recount_by_key=False,
+    completion_statement=False,
 )
 _MARIADB = DialectFacts(
     family="mysql",
@@ -115,6 +122,7 @@ _MARIADB = DialectFacts(
     coalesce_heartbeats=False,
     bulk_insert_unnest=False,
     recount_by_key=True,
+    completion_statement=False,
 )
 
 

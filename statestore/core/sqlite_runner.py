@@ -254,6 +254,10 @@ class SqliteRunner(GroupCommit):
                 if raw_driver(connection).in_transaction:  # connection.begin() itself failed
                     raw_driver(connection).execute("ROLLBACK")
                 self._release(fd)
+        # Taking a free lock does not yield and the statements run inline, so a
+        # loop of transactions would never let the rest of the process run
+        # (its group commits included): yield once between them.
+        await asyncio.sleep(0)
 
     async def admin(self, unit: Unit[T], *, foreign_keys_off: bool = False) -> T:
         async with self._write_lock():

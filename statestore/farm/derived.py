@@ -138,6 +138,12 @@ def lock_dependents_of(connection: Connection, uuid: UUID) -> list[int]:
     tasks depending on it; their ids, ascending."""
     if not facts_of(connection).one_writer:
         connection.execute(_JOB_OF_TASK_SHARED, {"uuid": uuid})
+    return lock_dependents(connection, uuid)
+
+
+def lock_dependents(connection: Connection, uuid: UUID) -> list[int]:
+    """Lock the tasks depending on task ``uuid`` (its job already locked by
+    the caller); their ids, ascending."""
     return list(connection.execute(_LOCK_DEPENDENTS_OF_UUID, {"uuid": uuid}).scalars())
 
 

@@ -44,12 +44,16 @@ def optional_datetime(value: object, where: str) -> datetime | None:
 
 def task_type_value(value: object, where: str) -> str:
     """One task type: non-empty, at most 32 characters, without a comma
-    (workers store their types comma-separated)."""
+    (workers store their types comma-separated), not ending in a space
+    (MariaDB compares "ffmpeg " equal to "ffmpeg", even in binary collation,
+    so a blocklist entry for one would be the other's)."""
     value = text(value, LENGTHS["type"], where)
     if not value:
         raise InvalidInput(f"{where}: a task type must not be empty")
     if "," in value:
         raise InvalidInput(f"{where}: {shown(value)} contains a comma, which separates stored task types")
+    if value.endswith(" "):
+        raise InvalidInput(f"{where}: {shown(value)} ends with a space, which some backends ignore in comparisons")
     return value
 
 

@@ -41,7 +41,7 @@ from statestore.farm.records import AuthoredJob, AuthoredTask, Job, Task, TaskSu
 from statestore.farm.rows import JOB_COLUMNS, job_from_row
 from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.submission import add_tasks, store_authored
-from statestore.farm.tables import JOBS, LENGTHS
+from statestore.farm.tables import JOBS, LENGTHS, STATUS_HISTORY
 
 OFFLOAD_TASKS = 500
 """Submissions with more tasks than this run off the event loop's thread."""
@@ -56,9 +56,7 @@ def _task_statuses(statuses: Collection[object], where: str) -> builtins.list[Ta
 _ALL = select(*JOB_COLUMNS).order_by(JOBS.c.id)
 
 
-_IN_STATUS = (
-    select(*JOB_COLUMNS).where(JOBS.c.status.in_(bindparam("statuses", expanding=True))).order_by(JOBS.c.id)
-)
+_IN_STATUS = select(*JOB_COLUMNS).where(JOBS.c.status.in_(bindparam("statuses", expanding=True))).order_by(JOBS.c.id)
 
 
 _DELETION_REQUESTED = (
@@ -177,9 +175,16 @@ def request_mass_deletion(connection: Connection, last_updated_max: datetime) ->
     return [row.uuid for row in found]
 
 
+_DELETE_HISTORY = delete(STATUS_HISTORY).where(
+    STATUS_HISTORY.c.job_id == select(JOBS.c.id).where(JOBS.c.uuid == bindparam("uuid")).scalar_subquery()
+)
+
+
 def delete_job(connection: Connection, uuid: UUID) -> None:
     """Delete the job; its tasks, their dependencies and failure lists, its
-    blocklist and last-rendered row go with it (ON DELETE CASCADE)."""
+    blocklist and last-rendered row go with it (ON DELETE CASCADE), and its
+    status history (which has no foreign key, see the table)."""
+    connection.execute(_DELETE_HISTORY, {"uuid": uuid})
     if connection.execute(_DELETE_JOB, {"uuid": uuid}).rowcount == 0:
         raise NotFound(f"job {uuid} not found")
 

@@ -258,3 +258,63 @@ class FailureRecorded:
     workers_left: frozenset[UUID]
     """Live workers still able to run the type on the job (not blocked, in
     the job's tag if it has one), minus those that failed this task."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One job or task status change the state machine made (and wrote to
+    the status history in the same transaction)."""
+
+    job_uuid: UUID
+    task_uuid: UUID | None
+    """None for a change of the job's own status."""
+    old_status: str
+    new_status: str
+    reason: str
+    who: str
+    """Who asked: ``manager`` (or the name a manager call gave), a worker's
+    uuid, or ``housekeeper``."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """A status change as the history holds it, oldest first in pages."""
+
+    cursor: int
+    """Monotonic within the job: pass it as ``after`` for the next page."""
+    job_uuid: UUID
+    task_uuid: UUID | None
+    old_status: str
+    new_status: str
+    reason: str
+    who: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    """What :meth:`StateMachine.worker_task_failed` did with one failure."""
+
+    task_status: TaskStatus
+    """soft-failed, or failed (a hard failure)."""
+    job_status: JobStatus
+    failed_workers: int
+    """Distinct workers on the task's failure list, this one included."""
+    blocklisted: bool
+    """Whether the worker is now blocked from the task's type on the job."""
+    requeued: tuple[GivenBack, ...]
+    """The worker's earlier failed tasks of the job, given back because it was blocklisted."""
+    changes: tuple[StatusChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeOutSweep:
+    """What one :meth:`StateMachine.time_out` sweep did."""
+
+    tasks_failed: tuple[UUID, ...]
+    """Active tasks not touched within the task time-out, now failed."""
+    workers_timed_out: tuple[UUID, ...]
+    """Workers not seen within the worker time-out, now ``error``."""
+    given_back: tuple[GivenBack, ...]
+    """Those workers' active tasks, queued (or paused) again."""
+    changes: tuple[StatusChange, ...]

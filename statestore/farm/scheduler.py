@@ -61,6 +61,7 @@ from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import aware_datetime, text, uuid_value
 from statestore.farm.claim import CLAIMS
+from statestore.farm.fields import boolean
 from statestore.farm.lookups import worker_id_of
 from statestore.farm.records import GivenBack, ScheduledTask
 from statestore.farm.statuses import JobStatus, TaskStatus, WorkerStatus
@@ -188,10 +189,13 @@ class Scheduler:
         With ``activate`` (what a manager wants) the task is assigned, marked
         active and touched, and a queued job becomes active, all in the same
         transaction: no other claimer can take it between assignment and
-        activation. Without it the task is only assigned and stays queued, as
-        in Flamenco's persistence layer, where a later claim may reassign it.
+        activation. Those status changes are appended to the status history
+        in that transaction (see :mod:`statestore.farm.claim`). Without it
+        the task is only assigned and stays queued, as in Flamenco's
+        persistence layer, where a later claim may reassign it.
         """
         worker = uuid_value(worker, "worker")
+        activate = boolean(activate, "activate")
         now = utcnow()
         unit = partial(self._claim.run, worker_uuid=worker, activate=activate, now=now)
         return await self._runner.write(unit, single_statement=self._claim.single_statement)

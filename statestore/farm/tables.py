@@ -51,6 +51,7 @@ __all__ = [
     "LENGTHS",
     "MEMBERSHIP",
     "SLEEP_SCHEDULES",
+    "STATUS_HISTORY",
     "TASKS",
     "WORKERS",
     "WORKER_TAGS",
@@ -58,6 +59,7 @@ __all__ = [
     "JobRow",
     "LastRenderedRow",
     "SleepScheduleRow",
+    "StatusHistoryRow",
     "TaskDependencyRow",
     "TaskFailureRow",
     "TaskRow",
@@ -78,6 +80,7 @@ LENGTHS = {
     "description": 255,
     "days_of_week": 64,
     "time_of_day": 5,
+    "who": 64,
 }
 """VARCHAR lengths (Flamenco's). The codecs enforce them before any SQL,
 because SQLite does not."""
@@ -184,6 +187,8 @@ class TaskRow(EntityColumns, Base):
         Index("ix_tasks_status_last_touched_at", "status", "last_touched_at"),
         # A worker's tasks, by status (the scheduler's "already assigned" step).
         Index("ix_tasks_worker_id_status", "worker_id", "status"),
+        # A job's tasks by status: the state machine's "is any task not completed?".
+        Index("ix_tasks_job_id_status", "job_id", "status"),
         BINARY_TEXT,
     )
 
@@ -287,6 +292,36 @@ class LastRenderedRow(EntityColumns, Base):
     job_id: Mapped[int] = mapped_column(IdType, ForeignKey("jobs.id", ondelete="CASCADE"))
 
 
+class StatusHistoryRow(Base):
+    """One job or task status change, appended by the state machine in the
+    transaction that made it. ``id`` is the cursor: every change of a job
+    is made holding the job's row lock, so within a job ids follow commit
+    order.
+
+    ``job_id`` and ``task_id`` have no foreign key, on purpose: checking one
+    share-locks the job's row, so a claim appending its entry (holding task
+    rows) would wait for a state-machine call holding the job (and waiting
+    for those task rows) — a deadlock MariaDB met under load. The store's
+    job deletion deletes the job's history with it."""
+
+    __tablename__ = "status_history"
+    __table_args__ = (
+        # A job's history and a task's history, oldest first, in keyset pages.
+        Index("ix_status_history_job_id", "job_id", "id"),
+        Index("ix_status_history_task_id", "task_id", "id"),
+        BINARY_TEXT,
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(IdType)
+    task_id: Mapped[int | None] = mapped_column(IdType)
+    old_status: Mapped[str] = mapped_column(String(32))
+    new_status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(LENGTHS["activity"]))
+    who: Mapped[str] = mapped_column(String(LENGTHS["who"]))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Core handles of the tables above, for units of work that build Core statements.
 WORKER_TAGS = cast(Table, WorkerTagRow.__table__)
 WORKERS = cast(Table, WorkerRow.__table__)
@@ -298,3 +333,4 @@ FAILURES = cast(Table, TaskFailureRow.__table__)
 BLOCKS = cast(Table, JobBlockRow.__table__)
 SLEEP_SCHEDULES = cast(Table, SleepScheduleRow.__table__)
 LAST_RENDERED = cast(Table, LastRenderedRow.__table__)
+STATUS_HISTORY = cast(Table, StatusHistoryRow.__table__)

@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import BindParameter
 from statestore.core.dialect import facts_of
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
-from statestore.core.validate import text, uuid_value
+from statestore.core.validate import shown, text, uuid_value
 from statestore.errors import InvalidInput, InvalidReference, NotFound
 from statestore.farm.fields import uuids
 from statestore.farm.lookups import LIVE, live_worker_id
@@ -30,7 +30,7 @@ from statestore.farm.tables import LENGTHS, MEMBERSHIP, WORKER_TAGS, WORKERS
 
 def tag_values(*, name: object, description: object) -> dict[str, Any]:
     """Validated values of a worker tag; its name is its second key, so not empty."""
-    where = f"worker tag {name!r}" if isinstance(name, str) else "worker tag"
+    where = f"worker tag {shown(name)}" if isinstance(name, str) else "worker tag"
     checked = text(name, LENGTHS["name"], f"{where}.name")
     if not checked:
         raise InvalidInput(f"{where}.name: must not be empty")
@@ -161,7 +161,7 @@ class WorkerTags:
     async def create(self, name: str, description: str = "", *, uuid: UUID | str | None = None) -> WorkerTag:
         """Store a new tag (AlreadyExists if its name or uuid is taken)."""
         values = tag_values(name=name, description=description)
-        values["uuid"] = uuid4() if uuid is None else uuid_value(uuid, f"worker tag {name!r}.uuid")
+        values["uuid"] = uuid4() if uuid is None else uuid_value(uuid, f"worker tag {shown(name)}.uuid")
         return await self._runner.write(partial(create_tag, values=values), single_statement=True)
 
     async def fetch(self, uuid: UUID | str) -> WorkerTag:
@@ -187,7 +187,7 @@ class WorkerTags:
         (NotFound if absent, AlreadyExists if another tag has the name)."""
         if not isinstance(tag, WorkerTag):
             raise InvalidInput(f"expected a WorkerTag, got {type(tag).__name__}")
-        uuid = uuid_value(tag.uuid, f"worker tag {tag.name!r}.uuid")
+        uuid = uuid_value(tag.uuid, f"worker tag {shown(tag.name)}.uuid")
         values = tag_values(name=tag.name, description=tag.description)
         return await self._runner.write(
             partial(save_tag, uuid=uuid, values=values),

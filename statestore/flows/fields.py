@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from statestore.core.validate import (
+    MAX_JSON_DEPTH,
     check_characters,
     ensure_json,
     enum_value,
@@ -26,7 +27,7 @@ from statestore.flows.records import AtomDetail, Failure, FlowDetail, LogBook, R
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 from statestore.flows.tables import NAME_LENGTH, VERSION_LENGTH
 
-__all__ = ["MUTABLE_ATOM_COLUMNS", "atom_values", "book_values", "flow_values"]
+__all__ = ["MUTABLE_ATOM_COLUMNS", "atom_values", "book_values", "distinct", "flow_values"]
 
 MUTABLE_ATOM_COLUMNS = (
     "state",
@@ -41,12 +42,35 @@ MUTABLE_ATOM_COLUMNS = (
 """What a merge changes; ``name`` and ``kind`` are never changed by a merge."""
 
 
+def _checked_failure(value: object, where: str, levels: int) -> Failure:
+    """``value``, a Failure whose fields have their declared types (the
+    sequences may be lists), its causes too, checked before ``to_dict``: that
+    would turn a string of type names into its letters, fail on an int, and
+    recurse without bound down a chain of causes. Each failure is a dict
+    holding lists, so a chain deeper than the JSON depth is refused here."""
+    if not isinstance(value, Failure):
+        raise InvalidInput(f"{where}: expected a Failure, got {type_name(value)}")
+    if levels < 2:
+        raise InvalidInput(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels of lists and dicts")
+    if not isinstance(value.exception_str, str):
+        raise InvalidInput(f"{where}.exception_str: expected a string, got {type_name(value.exception_str)}")
+    if value.traceback_str is not None and not isinstance(value.traceback_str, str):
+        raise InvalidInput(f"{where}.traceback_str: expected a string or None, got {type_name(value.traceback_str)}")
+    for name in ("exc_type_names", "exc_args", "causes"):
+        if not isinstance(getattr(value, name), (tuple, list)):
+            raise InvalidInput(f"{where}.{name}: expected a tuple, got {type_name(getattr(value, name))}")
+    for index, entry in enumerate(value.exc_type_names):
+        if not isinstance(entry, str):
+            raise InvalidInput(f"{where}.exc_type_names[{index}]: expected a string, got {type_name(entry)}")
+    for index, cause in enumerate(value.causes):
+        _checked_failure(cause, f"{where}.causes[{index}]", levels - 2)
+    return value
+
+
 def _failure(value: object, where: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    if not isinstance(value, Failure):
-        raise InvalidInput(f"{where}: expected a Failure, got {type_name(value)}")
-    return dict(ensure_json(value.to_dict(), where))
+    return dict(ensure_json(_checked_failure(value, where, MAX_JSON_DEPTH).to_dict(), where))
 
 
 def _retry_history(value: object, where: str) -> list[Any] | None:
@@ -117,3 +141,15 @@ def book_values(book: LogBook) -> dict[str, Any]:
         "name": text(book.name, NAME_LENGTH, f"{where}.name"),
         "meta": json_object(book.meta, f"{where}.meta"),
     }
+
+
+def distinct(records: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    """``records`` (checked values), refused if two have the same uuid: one
+    call cannot store two versions of a record (which one won differed
+    between backends, and PostgreSQL refused a flow detail given twice)."""
+    seen: set[Any] = set()
+    for values in records:
+        if values["uuid"] in seen:
+            raise InvalidInput(f"{what} {values['uuid']} is given twice")
+        seen.add(values["uuid"])
+    return records

@@ -32,11 +32,11 @@ from statestore.core.pages import (
     stream,
 )
 from statestore.core.runner import Runner
-from statestore.core.types import utcnow
+from statestore.core.types import dump_json, utcnow
 from statestore.core.validate import uuid_value
-from statestore.errors import InvalidInput, NotFound
+from statestore.errors import AlreadyExists, InvalidInput, NotFound
 from statestore.flows.atom_details import ATOM_SET, atom_params
-from statestore.flows.fields import MUTABLE_ATOM_COLUMNS, atom_values, flow_values
+from statestore.flows.fields import MUTABLE_ATOM_COLUMNS, atom_values, distinct, flow_values
 from statestore.flows.records import AtomDetail, FlowDetail
 from statestore.flows.rows import BOOK_BY_UUID, FLOW_BY_UUID, atom_from_row, atoms_by_flow, flow_from_row, one_row
 from statestore.flows.tables import ATOMS, BOOKS, FLOWS
@@ -54,6 +54,7 @@ _FLOW_SET: dict[str, BindParameter[Any]] = {
 }
 _UPDATE_FLOW = update(FLOWS).where(FLOWS.c.uuid == bindparam("b_uuid")).values(_FLOW_SET)
 _UPDATE_FLOW_RETURNING = _UPDATE_FLOW.returning(FLOWS.c.id, FLOWS.c.name, FLOWS.c.created_at)
+_JSON_COLUMNS = frozenset({"results", "failure", "revert_results", "revert_failure", "meta"})
 _FLOW_IDENTITY = select(FLOWS.c.id, FLOWS.c.name, FLOWS.c.created_at).where(FLOWS.c.uuid == bindparam("uuid"))
 
 
@@ -94,6 +95,17 @@ def page_flows(connection: Connection, book_uuid: UUID, *, after: Cursor, limit:
     return [flow_from_row(flow, atoms.get(flow["id"], [])) for flow in flows], last_id(flows)
 
 
+def _differs(row: RowMapping, values: dict[str, Any]) -> bool:
+    """Whether merging ``values`` changes the stored ``row``. JSON columns
+    are compared as their text: ``==`` takes 1.0 for 1, True for 1 and -0.0
+    for 0.0, and the change would not be written."""
+    for name in MUTABLE_ATOM_COLUMNS:
+        old, new = row[name], values[name]
+        if old != new or (name in _JSON_COLUMNS and dump_json(old) != dump_json(new)):
+            return True
+    return False
+
+
 def merge_atoms(
     connection: Connection,
     flow_id: int,
@@ -101,19 +113,26 @@ def merge_atoms(
     given: Sequence[dict[str, Any]],
     now: datetime,
 ) -> tuple[list[dict[str, Any]], dict[UUID, dict[str, Any]]]:
-    """Insert atoms not stored yet and update those that differ; return both."""
+    """Insert atoms not stored yet and update those that differ; return both.
+
+    An atom stored under another flow detail is refused (it would be changed
+    where it is, not under this flow), and so is one stored as another kind.
+    """
     new: list[dict[str, Any]] = []
     changed: dict[UUID, dict[str, Any]] = {}
     for values in given:
         row = stored.get(values["uuid"])
         if row is None:
             new.append({**values, "flow_detail_id": flow_id, "created_at": now, "updated_at": now})
-        elif any(row[name] != values[name] for name in MUTABLE_ATOM_COLUMNS):
-            if row["kind"] != values["kind"]:
-                raise InvalidInput(
-                    f"atom {values['name']!r} is stored as a {row['kind']} detail; "
-                    f"it cannot be merged as a {values['kind']}"
-                )
+            continue
+        if row["flow_detail_id"] != flow_id:
+            raise AlreadyExists(f"atom detail {values['uuid']} is stored under another flow detail")
+        if row["kind"] != values["kind"]:
+            raise InvalidInput(
+                f"atom {values['name']!r} is stored as a {row['kind']} detail; "
+                f"it cannot be merged as a {values['kind']}"
+            )
+        if _differs(row, values):
             changed[values["uuid"]] = values
     if new:
         connection.execute(insert(ATOMS), new)
@@ -161,7 +180,7 @@ class FlowDetails:
         detail, every stored atom included.
         """
         values = flow_values(flow)
-        given = [atom_values(atom) for atom in (flow.atoms if atoms is None else atoms)]
+        given = distinct([atom_values(atom) for atom in (flow.atoms if atoms is None else atoms)], "atom detail")
         return await self._runner.write(partial(update_flow, flow=values, atoms=given))
 
     async def get(self, uuid: UUID | str, *, lazy: bool = False) -> FlowDetail:

@@ -33,8 +33,8 @@ from statestore.core.pages import (
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import uuid_value
-from statestore.errors import NotFound
-from statestore.flows.fields import atom_values, book_values, flow_values
+from statestore.errors import AlreadyExists, NotFound
+from statestore.flows.fields import atom_values, book_values, distinct, flow_values
 from statestore.flows.flow_details import merge_atoms
 from statestore.flows.records import FlowDetail, LogBook
 from statestore.flows.rows import BOOK_BY_UUID, atoms_by_flow, book_from_row, flow_from_row, one_row
@@ -107,12 +107,15 @@ def save_book(
     if flows:
         flow_rows = [{**values, "logbook_id": book_id, "created_at": now, "updated_at": now} for values, _ in flows]
         connection.execute(facts.upsert(FLOWS, "uuid", ["state", "meta", "updated_at"]), flow_rows)
-        flow_ids: dict[UUID, int] = {
-            flow_uuid: flow_id
-            for flow_uuid, flow_id in connection.execute(
-                select(FLOWS.c.uuid, FLOWS.c.id).where(FLOWS.c.uuid.in_([values["uuid"] for values, _ in flows]))
+        flow_ids: dict[UUID, int] = {}
+        for flow_uuid, flow_id, logbook_id in connection.execute(
+            select(FLOWS.c.uuid, FLOWS.c.id, FLOWS.c.logbook_id).where(
+                FLOWS.c.uuid.in_([values["uuid"] for values, _ in flows])
             )
-        }
+        ):
+            if logbook_id != book_id:  # the upsert changed it there: all of this is rolled back
+                raise AlreadyExists(f"flow detail {flow_uuid} is stored under another logbook")
+            flow_ids[flow_uuid] = flow_id
         given_atoms = [atom for _, atoms in flows for atom in atoms]
         stored: dict[UUID, RowMapping] = {}
         for chunk in chunks([atom["uuid"] for atom in given_atoms]):
@@ -146,6 +149,8 @@ class LogBooks:
         kept; a name is never changed by a save."""
         values = book_values(book)
         flows = [(flow_values(flow), [atom_values(atom) for atom in flow.atoms]) for flow in book.flows]
+        distinct([flow for flow, _ in flows], "flow detail")
+        distinct([atom for _, atoms in flows for atom in atoms], "atom detail")
         return await self._runner.write(partial(save_book, book=values, flows=flows))
 
     async def get(self, uuid: UUID | str, *, lazy: bool = False) -> LogBook:

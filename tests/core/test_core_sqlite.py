@@ -105,3 +105,28 @@ async def test_group_commit_isolates_a_failing_writer(store: Store) -> None:
         assert isinstance(failures[17], AlreadyExists)
         names = await store.read(lambda conn: set(conn.execute(select(COUNTERS.c.name)).scalars()))
         assert names == {"first"} | {f"w{index}" for index in range(64) if index != 17}
+
+
+async def test_a_loop_of_transactions_lets_other_coroutines_run(tmp_path: Path) -> None:
+    """Taking a free write lock does not yield, and the statements run inline:
+    without a yield between transactions, a coroutine looping over
+    ``store.transaction()`` starved every other coroutine of the process."""
+    async with open_store(f"sqlite:///{tmp_path / 'loop.db'}", create=True) as store, counters_table(store):
+        other_done = asyncio.Event()
+        loops_before_other = 0
+
+        async def looping() -> None:
+            nonlocal loops_before_other
+            for index in range(200):
+                async with store.transaction():
+                    await store.write(lambda conn, i=index: conn.execute(insert(COUNTERS), {"name": f"loop{i}"}))
+                if not other_done.is_set():
+                    loops_before_other += 1
+
+        async def other() -> None:
+            await store.write(lambda conn: conn.execute(insert(COUNTERS), {"name": "other"}))
+            other_done.set()
+
+        await asyncio.gather(looping(), other())
+        assert other_done.is_set()
+        assert loops_before_other < 50

@@ -12,7 +12,12 @@ The rules are Flamenco's (reference §5), made explicit:
    worker on this job, and whose job is untagged or carries one of the
    worker's tags — in the order job priority DESC, task priority DESC, id.
 4. The claim assigns it and, with ``activate``, marks it active, touches it
-   and makes a queued job active, in the same transaction.
+   and makes a queued job active, in the same transaction — and appends
+   those status changes to ``status_history`` there: the task's (reason
+   "claimed by the worker") and, if the claim made its job active, the
+   job's ("a task became active"), ``who`` the worker's uuid. Returning the
+   worker's active task (rule 2) and a claim without ``activate`` change no
+   status and append nothing.
 
 Candidates come from the partial index ``ix_tasks_claimable``, which holds only
 claimable tasks already in claim order, so the cost of a claim does not grow

@@ -1,4 +1,5 @@
-"""What every claim strategy shares: the claimed task's columns and its record, worker eligibility."""
+"""What every claim strategy shares: the claimed task's columns and its record, worker eligibility,
+the reasons of its history entries."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ SCHEDULABLE_TASK_VALUES = [status.value for status in SCHEDULABLE_TASK_STATUSES]
 
 
 SCHEDULABLE_JOB_VALUES = [status.value for status in SCHEDULABLE_JOB_STATUSES]
+
+
+# The reasons of a claim's status history entries (postgresql.sql spells them too).
+CLAIMED_REASON = "claimed by the worker"
+"""The task's entry: queued or soft-failed → active."""
+
+JOB_ACTIVATED_REASON = "a task became active"
+"""The job's entry, when the claim makes a queued job active."""
 
 
 # Columns of a claimed task's record, with its job's; the worker is the claimer.

@@ -18,6 +18,19 @@ other claimer holds is locked ``FOR UPDATE SKIP LOCKED`` and re-checked: a
 lock on task rows alone, since MariaDB has no ``FOR UPDATE OF`` and would
 otherwise lock the jobs its subqueries read, making every other claimer skip
 every task of those jobs.
+
+Status history: with ``activate`` the claim appends the changes it makes to
+``status_history`` in its transaction, in one INSERT after the job's UPDATE:
+the task's (the old status as the locked row has it) and the job's only when
+that UPDATE's ``WHERE status = 'queued'`` matched (its row count), so under
+the row lock that UPDATE took and holds to the commit. The task's entry is
+written under the task's row lock, so a task's entries and a job's own
+entries are in commit order; across the tasks of a job (the state machine
+appends those holding the job's row, a claim does not) a claim's entry may
+commit after one with a larger cursor. The INSERT's foreign key check takes
+a shared lock on the job's row, so a claim waits for a transaction that holds
+it exclusively (a state-machine call on the job); a deadlock that makes is
+re-run by the runner like any other.
 """
 
 from __future__ import annotations
@@ -26,13 +39,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, exists, literal, or_, select, update
+from sqlalchemy import bindparam, exists, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from statestore.errors import NotFound
 from statestore.farm.claim.common import (
+    CLAIMED_REASON,
     CLAIMED_TASK,
+    JOB_ACTIVATED_REASON,
     SCHEDULABLE_JOB_VALUES,
     SCHEDULABLE_TASK_VALUES,
     TASK_AND_JOB_COLUMNS,
@@ -42,7 +57,7 @@ from statestore.farm.claim.common import (
 from statestore.farm.records import ScheduledTask
 from statestore.farm.rows import split_task_types
 from statestore.farm.statuses import JobStatus, TaskStatus
-from statestore.farm.tables import BLOCKS, FAILURES, JOBS, MEMBERSHIP, TASKS, WORKERS
+from statestore.farm.tables import BLOCKS, FAILURES, JOBS, MEMBERSHIP, STATUS_HISTORY, TASKS, WORKERS
 
 # Locked: claims of one worker take turns (see the module doc).
 _WORKER = (
@@ -119,9 +134,10 @@ _CANDIDATE_UNTAGGED = _candidate_query(with_tags=False)
 
 
 # Of the candidates read, the first that no other claimer holds, re-checked
-# under its lock (a claim committed meanwhile has made it active).
+# under its lock (a claim committed meanwhile has made it active); its status
+# as locked is the old status of the claim's history entry.
 _LOCK_FIRST_FREE = (
-    select(TASKS.c.id, TASKS.c.job_id)
+    select(TASKS.c.id, TASKS.c.job_id, TASKS.c.status)
     .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status.in_(SCHEDULABLE_TASK_VALUES))
     .order_by(TASKS.c.job_priority.desc(), TASKS.c.priority.desc(), TASKS.c.id)
     .limit(1)
@@ -155,7 +171,7 @@ _ACTIVATE_JOB = (
 
 def _lock_candidate(
     connection: Connection, candidates: Any, worker_id: int, task_types: list[str]
-) -> tuple[int, int] | None:
+) -> tuple[int, int, str] | None:
     """Read the best few candidates, then lock the first one free; read more
     when every one read is held by another claimer."""
     wanted = _FIRST_CANDIDATES
@@ -169,10 +185,21 @@ def _lock_candidate(
             return None
         locked = connection.execute(_LOCK_FIRST_FREE, {"ids": ids}).first()
         if locked is not None:
-            return (locked[0], locked[1])
+            return (locked[0], locked[1], locked[2])
         if len(ids) < wanted:
             return None  # every candidate there is, is being claimed by someone else
         wanted *= 4
+
+
+def _history(
+    task_id: int, job_id: int, old_status: str, job_activated: bool, worker_uuid: UUID, now: datetime
+) -> list[dict[str, Any]]:
+    """The claim's entries: the task's, then the job's if the claim made it active."""
+    entry = {"job_id": job_id, "new_status": TaskStatus.ACTIVE.value, "who": str(worker_uuid), "at": now}
+    entries = [{**entry, "task_id": task_id, "old_status": old_status, "reason": CLAIMED_REASON}]
+    if job_activated:
+        entries.append({**entry, "task_id": None, "old_status": JobStatus.QUEUED.value, "reason": JOB_ACTIVATED_REASON})
+    return entries
 
 
 def claim_mariadb(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
@@ -194,10 +221,15 @@ def claim_mariadb(connection: Connection, worker_uuid: UUID, activate: bool, now
     candidate = _lock_candidate(connection, _CANDIDATE if has_tags else _CANDIDATE_UNTAGGED, worker_id, task_types)
     if candidate is None:
         return None
-    task_id, job_id = candidate
+    task_id, job_id, old_status = candidate
     params = {"task_id": task_id, "worker_id": worker_id, "now": now, "job_id": job_id}
     connection.execute(_ASSIGN_AND_ACTIVATE if activate else _ASSIGN, params)
     if activate:
-        connection.execute(_ACTIVATE_JOB, params)
+        # rowcount counts matched rows (the dialect's FOUND_ROWS), and only a
+        # queued job matches: 1 exactly when this claim made the job active.
+        job_activated = connection.execute(_ACTIVATE_JOB, params).rowcount == 1
+        connection.execute(
+            insert(STATUS_HISTORY), _history(task_id, job_id, old_status, job_activated, worker_uuid, now)
+        )
     claimed = connection.execute(CLAIMED_TASK, params).mappings().one()
     return scheduled_from_row(claimed, worker_uuid, newly_claimed=True)

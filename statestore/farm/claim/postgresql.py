@@ -30,6 +30,35 @@ assigned. The version is ``xmin`` (the transaction that wrote this version of
 the row), not ``updated_at``: every UPDATE changes it, even one that writes
 the same timestamp. Only a worker that may get work is updated (and locked);
 the others get nothing and are not marked seen.
+
+Status history: with ``activate`` the statement also appends the changes it
+makes to ``status_history`` (the ``history`` CTE), in the same statement and
+so the same transaction: the task's (queued or soft-failed → active, the old
+status as the candidate's locked row has it) and, only when ``job_activated``
+changed the job's row (its ``WHERE status = 'queued'`` held; its
+``RETURNING`` says so, also after a re-check of a row another transaction
+changed meanwhile), the job's. ``who`` is the worker's uuid.
+
+Cursor order: the state machine appends a job's entries holding the job's
+row ``FOR UPDATE`` (:mod:`statestore.farm.ripple`), so its calls' entries of
+a job are in commit order. A claim does not take that lock. Its task entry's
+id is drawn after the task's row is locked (``history`` reads ``claimed``),
+so a task's entries stay in commit order; its job entry's id is drawn after
+``job_activated``'s UPDATE has locked the job's row (it comes from that
+UPDATE's ``RETURNING``), and that lock is held to the commit, so a job's own
+entries stay in commit order too. But across the tasks of one job a claim's
+task entry may commit after an entry with a larger cursor, so a reader that
+pages a job's history by cursor can pass it.
+
+Locks the history adds: the foreign key check of ``status_history.job_id``
+takes ``FOR KEY SHARE`` on the job's row at the end of the statement. That
+does not conflict with other claims or with plain UPDATEs of the job, but it
+does with ``SELECT … FOR UPDATE``, which the state machine takes on the job:
+a claim now waits for a state-machine call that holds the task's job, and
+one that then locks the claimed task (a pause or cancel locking the job's
+queued tasks) deadlocks with it, until PostgreSQL's ``deadlock_timeout``
+picks a victim (the runner runs a claim that lost again). Job locks taken
+``FOR NO KEY UPDATE`` instead would not conflict.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 -- The claim on PostgreSQL as one statement; see claim/postgresql.py for why it is shaped so.
 -- Parameters (bound by name): worker_uuid, now, activate. Columns: every column of tasks, then job_uuid,
--- job_priority_now, job_type, newly_claimed, raced.
+-- job_priority_now, job_type, newly_claimed, raced. With activate, the status changes it makes are
+-- appended to status_history (history): nothing reads that CTE, PostgreSQL runs it to completion anyway.
 WITH seen AS (
     -- The worker if it may get work, as the statement's snapshot has it, with its row version.
     SELECT id, xmin AS seen_version FROM workers
@@ -17,7 +18,7 @@ w AS (
     FROM seen
     WHERE workers.id = seen.id
       AND workers.xmin = seen.seen_version
-    RETURNING workers.id, workers.supported_task_types
+    RETURNING workers.id, workers.uuid, workers.supported_task_types
 ),
 current_task AS (
     SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id
@@ -28,7 +29,9 @@ candidate AS (
     -- Only tasks in the FROM list, so the planner can walk ix_tasks_claimable
     -- in claim order and stop at the first row that passes; the worker's
     -- values are InitPlans (computed once), the job a primary-key probe.
-    SELECT t.id, t.job_id FROM tasks t
+    -- status: the row's as locked (READ COMMITTED re-reads a row changed
+    -- since the snapshot), the old status of the task's history entry.
+    SELECT t.id, t.job_id, t.status FROM tasks t
     WHERE EXISTS (SELECT 1 FROM w) AND NOT EXISTS (SELECT 1 FROM current_task)
       AND t.status IN ('queued', 'soft-failed') AND t.pending_dependencies = 0 AND t.job_schedulable
       AND t.type = ANY ((SELECT string_to_array(w.supported_task_types, ',') FROM w)::text[])
@@ -54,6 +57,19 @@ claimed AS (
 job_activated AS (
     UPDATE jobs SET status = 'active', updated_at = :now
     WHERE :activate AND status = 'queued' AND id IN (SELECT job_id FROM claimed)
+    RETURNING jobs.id
+),
+history AS (
+    -- The task's change, then the job's. The job gets an entry only if this
+    -- claim's UPDATE changed its row (job_activated returns it, and the row
+    -- stays locked until the statement commits); see claim/postgresql.py.
+    INSERT INTO status_history (job_id, task_id, old_status, new_status, reason, who, at)
+    SELECT c.job_id, c.id, cand.status, 'active', 'claimed by the worker', CAST(w.uuid AS text), :now
+    FROM claimed c JOIN candidate cand ON cand.id = c.id CROSS JOIN w
+    WHERE :activate
+    UNION ALL
+    SELECT ja.id, NULL, 'queued', 'active', 'a task became active', CAST(w.uuid AS text), :now
+    FROM job_activated ja CROSS JOIN w
 )
 SELECT c.*, j.uuid AS job_uuid, j.priority AS job_priority_now, j.job_type,
        true AS newly_claimed, false AS raced

@@ -1,4 +1,4 @@
-"""The claim on SQLite: the rules of :mod:`statestore.farm.claim` in three statements.
+"""The claim on SQLite: the rules of :mod:`statestore.farm.claim` in three statements (four with ``activate``).
 
 The unit runs inline in the runner's ``BEGIN IMMEDIATE`` transaction (shared
 by group commit with the process's other writers), so claims are serialised
@@ -16,8 +16,12 @@ common path is three :class:`~statestore.core.direct.DirectStatement` calls:
 3. one ``UPDATE … RETURNING`` that assigns (and activates) the candidate and
    returns it with its job's uuid, priority and type;
 
-plus, when activating a task of a queued job, a primary-key UPDATE that makes
-the job active.
+with ``activate``, before 3, one ``INSERT … SELECT`` that appends the status
+changes the claim is about to make to ``status_history`` (the task's, and the
+job's if it is queued: the old statuses are read there, in the same
+transaction, so they are the ones the UPDATEs then change); plus, when
+activating a task of a queued job, a primary-key UPDATE that makes the job
+active.
 
 The candidate's conditions repeat ``tables.CLAIMABLE`` literally: SQLite uses
 a partial index only when the query's WHERE contains the index's terms, and a
@@ -31,17 +35,32 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, Integer, Uuid, bindparam, column, literal_column, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    column,
+    insert,
+    literal_column,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from statestore.core.direct import DirectStatement
+from statestore.core.types import UTCDateTime
 from statestore.errors import NotFound
-from statestore.farm.claim.common import CLAIMED_TASK, scheduled_from_row
+from statestore.farm.claim.common import CLAIMED_REASON, CLAIMED_TASK, JOB_ACTIVATED_REASON, scheduled_from_row
 from statestore.farm.records import ScheduledTask
 from statestore.farm.statuses import JobStatus, TaskStatus
-from statestore.farm.tables import JOBS, TASKS, WORKERS
+from statestore.farm.tables import JOBS, STATUS_HISTORY, TASKS, WORKERS
 
 LOOKUP = DirectStatement(
     text(
@@ -123,6 +142,29 @@ _ACTIVATE_JOB = DirectStatement(
 )
 
 
+def _history() -> DirectStatement:
+    """The claim's entries, read before its UPDATEs: the task's (queued or
+    soft-failed → active), then its job's if the job is queued (→ active,
+    as :data:`_ACTIVATE_JOB` then makes it)."""
+    task_id = bindparam("task_id", type_=Integer())
+    who = bindparam("who", type_=String())
+    now = bindparam("now", type_=UTCDateTime())
+    active = _quoted(TaskStatus.ACTIVE.value)
+    task_entry = select(TASKS.c.job_id, TASKS.c.id, TASKS.c.status, active, _quoted(CLAIMED_REASON), who, now).where(
+        TASKS.c.id == task_id
+    )
+    job_entry = (
+        select(JOBS.c.id, null(), JOBS.c.status, active, _quoted(JOB_ACTIVATED_REASON), who, now)
+        .select_from(TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id))
+        .where(TASKS.c.id == task_id, JOBS.c.status == _quoted(JobStatus.QUEUED.value))
+    )
+    columns = ["job_id", "task_id", "old_status", "new_status", "reason", "who", "at"]
+    return DirectStatement(insert(STATUS_HISTORY).from_select(columns, union_all(task_entry, job_entry)))
+
+
+_HISTORY = _history()
+
+
 _SEEN = DirectStatement(
     update(WORKERS)
     .where(WORKERS.c.id == bindparam("worker_id"))
@@ -134,8 +176,8 @@ _COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now"
 
 
 def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
-    """Claim in three statements (four when a queued job becomes active;
-    one when the worker may get no work)."""
+    """Claim in three statements (four with ``activate``, five when a queued
+    job becomes active; one when the worker may get no work)."""
     found = LOOKUP.execute(connection, {"worker_uuid": worker_uuid}).rows
     if not found:
         raise NotFound(f"worker {worker_uuid} not found")
@@ -149,6 +191,8 @@ def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now:
     if candidate_id is None:
         return None
     params = {"task_id": candidate_id, "worker_id": worker_id, "now": now}
+    if activate:
+        _HISTORY.execute(connection, {"task_id": candidate_id, "who": str(worker_uuid), "now": now})
     rows = (_ASSIGN_AND_ACTIVATE if activate else _ASSIGN_ONLY).execute(connection, params).rows
     row = dict(zip(_COLUMNS, rows[0], strict=True))
     if activate and row["job_status"] == JobStatus.QUEUED.value:
