@@ -41,7 +41,11 @@ Also printed: p50/p99 of each statestore call (claim, heartbeat, completion,
 and the empty claims), and, on PostgreSQL, where the time goes: every
 statement each kind of call sends (BEGIN and COMMIT included), counted and
 timed on the client at SQLAlchemy's asyncpg adapter in one extra round of
-each job (lock waits and event-loop delays included in those times).
+each job (lock waits and event-loop delays included in those times), and
+what the server's active statements wait on meanwhile (pg_stat_activity
+sampled every 10 ms, with the statement of the transaction blocking each).
+A call that raises TransactionConflict after the store's own retries is
+made again, as a worker would, and counted.
 
 Usage: python bench/worker_loop.py [--postgres URL] [--mysql URL] [--tasks N] [--rounds N] [--mysql-rounds N]
                                   [--no-profile] [--skip-sqlite]

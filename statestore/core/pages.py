@@ -18,7 +18,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Table, and_, exists, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
-from statestore.core.validate import uuid_value
+from statestore.core.validate import shown, uuid_value
 from statestore.errors import InvalidInput, NotFound
 
 __all__ = [
@@ -76,7 +76,7 @@ def page_limit(limit: object, maximum: int | None = None) -> int:
     """``limit`` if it is a positive integer, at most ``maximum`` if given (InvalidInput otherwise)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 or (maximum is not None and limit > maximum):
         wanted = "a positive integer" if maximum is None else f"an integer from 1 to {maximum}"
-        raise InvalidInput(f"limit must be {wanted}, got {limit!r}")
+        raise InvalidInput(f"limit must be {wanted}, got {shown(limit)}")
     return limit
 
 

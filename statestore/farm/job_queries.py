@@ -38,7 +38,7 @@ from statestore.core.pages import (
     stream,
 )
 from statestore.core.runner import Runner
-from statestore.core.validate import aware_datetime
+from statestore.core.validate import aware_datetime, shown
 from statestore.errors import InvalidInput
 from statestore.farm.listings import DEFAULT_LIMIT, OFFLOAD_ROWS, in_statuses, listing_limit, statuses_value
 from statestore.farm.records import Job
@@ -57,7 +57,7 @@ _ORDERS: tuple[str, ...] = get_args(JobOrder)
 def sort_key(order: object) -> SortKey:
     """The sort key a :data:`JobOrder` names (InvalidInput for any other value)."""
     if not isinstance(order, str) or order not in _ORDERS:
-        raise InvalidInput(f"order: {order!r} is not one of {', '.join(_ORDERS)}")
+        raise InvalidInput(f"order: {shown(order)} is not one of {', '.join(_ORDERS)}")
     column = order.removeprefix("-")
     return SortKey(None if column == "id" else column, descending=order.startswith("-"))
 

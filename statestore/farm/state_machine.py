@@ -33,7 +33,7 @@ from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import INTEGER, aware_datetime, enum_value, integer, shown, text, uuid_value
 from statestore.errors import Conflict, InvalidInput, NotFound, StoreError
-from statestore.farm.completion import complete_in_one_statement, settle_completed
+from statestore.farm.completion import any_unfinished, complete_in_one_statement, settle_completed
 from statestore.farm.fields import activity_value
 from statestore.farm.jobs import delete_job, deletion_requested
 from statestore.farm.lookups import job_id_of, live_worker_id, worker_id_of
@@ -493,11 +493,16 @@ class StateMachine:
                     failure=failure,
                 )
             )
-        change, job_id, unsettled = completed
-        if not unsettled:
-            return (change,)
-        settle = partial(settle_completed, job_id=job_id, who=str(worker), fail_percentage=self._fail_percentage)
-        return (change, *await self._runner.write(settle))
+        if completed.exact and not completed.all_done:
+            return (completed.change,)
+        if not completed.exact:
+            check = partial(any_unfinished, job_id=completed.job_id)
+            if await self._runner.read(check, single_statement=True):
+                return (completed.change,)
+        settle = partial(
+            settle_completed, job_id=completed.job_id, who=str(worker), fail_percentage=self._fail_percentage
+        )
+        return (completed.change, *await self._runner.write(settle))
 
     async def worker_task_failed(
         self,

@@ -1,10 +1,16 @@
 """``store.status_history``: every job and task status change the state
 machine made, oldest first, in keyset pages.
 
-An entry's ``cursor`` is its row id. Every change of a job is made holding
-the job's row lock (see :mod:`statestore.farm.ripple`), so within one job,
-and so within one task, cursors follow commit order: a page read after
-``after=cursor`` never misses an entry committed later with a smaller one.
+An entry's ``cursor`` is its row id. Every state-machine change of a job is
+made holding the job's row lock (see :mod:`statestore.farm.ripple`), and a
+change of a task holding the task's, so within one task cursors follow
+commit order: a page read after ``after=cursor`` never misses an entry of
+the task committed later with a smaller cursor. Within a job the same holds
+for the state machine's entries; a claim's entry is drawn holding the task's
+and worker's rows but not the job's (claims of one job do not queue on its
+row), so it may commit just after an entry of another task with a larger
+cursor. Following a job's changes live, without that gap, is the change
+feed's work (it orders by commit).
 """
 
 from __future__ import annotations

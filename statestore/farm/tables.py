@@ -294,9 +294,8 @@ class LastRenderedRow(EntityColumns, Base):
 
 class StatusHistoryRow(Base):
     """One job or task status change, appended by the state machine in the
-    transaction that made it. ``id`` is the cursor: every change of a job
-    is made holding the job's row lock, so within a job ids follow commit
-    order.
+    transaction that made it. ``id`` is the cursor (see
+    :mod:`statestore.farm.status_history` for the order it follows).
 
     ``job_id`` and ``task_id`` have no foreign key, on purpose: checking one
     share-locks the job's row, so a claim appending its entry (holding task

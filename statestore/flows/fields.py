@@ -67,10 +67,12 @@ def _checked_failure(value: object, where: str, levels: int) -> Failure:
     return value
 
 
-def _failure(value: object, where: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
+def _failure_document(value: object, where: str) -> dict[str, Any]:
     return dict(ensure_json(_checked_failure(value, where, MAX_JSON_DEPTH).to_dict(), where))
+
+
+def _failure(value: object, where: str) -> dict[str, Any] | None:
+    return None if value is None else _failure_document(value, where)
 
 
 def _retry_history(value: object, where: str) -> list[Any] | None:
@@ -90,13 +92,21 @@ def _retry_history(value: object, where: str) -> list[Any] | None:
             if not isinstance(atom, str):
                 raise InvalidInput(f"{where}[{index}].failures: key {shown(atom)} is not an atom name (a string)")
             check_characters(atom, f"{where}[{index}].failures: key {shown(atom)}")
-            failures[atom] = _failure(failure, f"{where}[{index}].failures[{shown(atom)}]")
+            # Never None: it would be stored, and no read could rebuild the attempt.
+            failures[atom] = _failure_document(failure, f"{where}[{index}].failures[{shown(atom)}]")
         encoded.append([ensure_json(attempt.data, f"{where}[{index}].data"), failures])
     return encoded
 
 
+def _record(value: object, cls: type | tuple[type, ...], what: str) -> None:
+    # A non-record in a record's place is bad input, not an AttributeError.
+    if not isinstance(value, cls):
+        raise InvalidInput(f"expected {what}, got {type(value).__name__}")
+
+
 def atom_values(atom: AtomDetail) -> dict[str, Any]:
     """Validated column values of ``atom`` (without ids and timestamps)."""
+    _record(atom, AtomDetail, "an AtomDetail")
     where = f"atom {shown(atom.name)}"
     kind = enum_value(AtomKind, atom.kind, f"{where}.kind")
     results: Any
@@ -124,6 +134,8 @@ def atom_values(atom: AtomDetail) -> dict[str, Any]:
 
 def flow_values(flow: FlowDetail) -> dict[str, Any]:
     """Validated column values of ``flow`` itself (its atoms are separate)."""
+    _record(flow, FlowDetail, "a FlowDetail")
+    _record(flow.atoms, (list, tuple), "a list of atom details in flow.atoms")
     where = f"flow detail {shown(flow.name)}"
     return {
         "uuid": uuid_value(flow.uuid, f"{where}.uuid"),
@@ -135,6 +147,8 @@ def flow_values(flow: FlowDetail) -> dict[str, Any]:
 
 def book_values(book: LogBook) -> dict[str, Any]:
     """Validated column values of ``book`` itself."""
+    _record(book, LogBook, "a LogBook")
+    _record(book.flows, (list, tuple), "a list of flow details in book.flows")
     where = f"logbook {shown(book.name)}"
     return {
         "uuid": uuid_value(book.uuid, f"{where}.uuid"),

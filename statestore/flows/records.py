@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from statestore.core.types import JSONValue
+from statestore.core.validate import shown
 from statestore.errors import InvalidInput
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 
@@ -55,7 +56,7 @@ class Failure:
             raise InvalidInput(f"a failure must be a dict, got {type(data).__name__}")
         version = data.get("version", FAILURE_VERSION)
         if version != FAILURE_VERSION:
-            raise InvalidInput(f"failure version {version!r} is not supported (only {FAILURE_VERSION})")
+            raise InvalidInput(f"failure version {shown(version)} is not supported (only {FAILURE_VERSION})")
         try:
             return cls(
                 exception_str=str(data["exception_str"]),

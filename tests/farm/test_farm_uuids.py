@@ -124,7 +124,7 @@ def _comparable(owner: str, name: str, value: Any) -> tuple[bool, Any]:
     and instants differ between two builds, only whether they are set counts."""
     if name in ("id", "secret_hash") or (owner, name) in _RANDOM:
         return False, None
-    if (name.endswith("_id") and name != "storage_checkout_id") or name.endswith("_at"):
+    if (name.endswith("_id") and name != "storage_checkout_id") or name == "at" or name.endswith("_at"):
         return True, value is not None
     return True, normalized(value)
 

@@ -90,3 +90,21 @@ async def test_a_tuple_is_stored_as_a_list(store: Store) -> None:
 async def test_a_bad_page_size_is_refused(store: Store) -> None:
     with pytest.raises(InvalidInput):
         await store.logbooks.page(limit=0)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda store: store.logbooks.save(LogBook("book", flows=[5])), "expected a FlowDetail, got int"),
+        (lambda store: store.logbooks.save(5), "expected a LogBook, got int"),
+        (lambda store: store.logbooks.save(LogBook("book", flows=5)), "expected a list of flow details"),
+        (lambda store: store.flow_details.update(flow_with(5)), "expected an AtomDetail, got int"),
+        (lambda store: store.atom_details.update("atom"), "expected an AtomDetail, got str"),
+    ],
+    ids=["int as flow", "int as book", "int as flows", "int as atom", "str as atom"],
+)
+async def test_a_non_record_in_a_records_place_is_invalid_input(store: Store, call: Any, message: str) -> None:
+    """Not an AttributeError: InvalidInput naming what was expected, and the next call works."""
+    with pytest.raises(InvalidInput, match=message):
+        await call(store)
+    await store.logbooks.save(book_with(flow_with(AtomDetail("fine"))))

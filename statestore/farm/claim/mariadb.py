@@ -14,8 +14,8 @@ then waits for — the claim skips locked tasks. A deadlock victim is re-run
 by the runner in any case.
 
 The best few candidates are read without a lock, then the first of them no
-other claimer holds is locked ``FOR UPDATE SKIP LOCKED`` and re-checked: a
-lock on task rows alone, since MariaDB has no ``FOR UPDATE OF`` and would
+other claimer holds is locked ``FOR UPDATE SKIP LOCKED`` by primary key, one
+at a time in claim order, and re-checked: a lock on task rows alone, since MariaDB has no ``FOR UPDATE OF`` and would
 otherwise lock the jobs its subqueries read, making every other claimer skip
 every task of those jobs.
 
@@ -27,10 +27,9 @@ the row lock that UPDATE took and holds to the commit. The task's entry is
 written under the task's row lock, so a task's entries and a job's own
 entries are in commit order; across the tasks of a job (the state machine
 appends those holding the job's row, a claim does not) a claim's entry may
-commit after one with a larger cursor. The INSERT's foreign key check takes
-a shared lock on the job's row, so a claim waits for a transaction that holds
-it exclusively (a state-machine call on the job); a deadlock that makes is
-re-run by the runner like any other.
+commit after one with a larger cursor. ``status_history`` has no foreign key
+to check, so the INSERT does not wait for a state-machine call holding the
+job's row.
 """
 
 from __future__ import annotations
@@ -104,7 +103,7 @@ def _candidate_query(with_tags: bool) -> Any:
     # A plain read (no lock): MariaDB has no FOR UPDATE OF and would lock
     # the rows its subqueries read (the job's) as well, making every other
     # claimer skip every task of that job. The lock is taken afterwards, on
-    # task rows alone (_LOCK_FIRST_FREE).
+    # task rows alone (_LOCK_IF_FREE).
     return (
         select(TASKS.c.id, TASKS.c.job_id)
         .where(
@@ -133,14 +132,15 @@ _HAS_TAGS = select(literal(1)).where(MEMBERSHIP.c.worker_id == bindparam("worker
 _CANDIDATE_UNTAGGED = _candidate_query(with_tags=False)
 
 
-# Of the candidates read, the first that no other claimer holds, re-checked
+# One candidate, by primary key, unless another claimer holds it; re-checked
 # under its lock (a claim committed meanwhile has made it active); its status
-# as locked is the old status of the claim's history entry.
-_LOCK_FIRST_FREE = (
+# as locked is the old status of the claim's history entry. One row at a
+# time, in the order read: a single ``IN (…) ORDER BY … LIMIT 1 FOR UPDATE
+# SKIP LOCKED`` sorts after reading, and InnoDB keeps every matching row it
+# read locked, so a second claimer skipped every candidate and got nothing.
+_LOCK_IF_FREE = (
     select(TASKS.c.id, TASKS.c.job_id, TASKS.c.status)
-    .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status.in_(SCHEDULABLE_TASK_VALUES))
-    .order_by(TASKS.c.job_priority.desc(), TASKS.c.priority.desc(), TASKS.c.id)
-    .limit(1)
+    .where(TASKS.c.id == bindparam("id"), TASKS.c.status.in_(SCHEDULABLE_TASK_VALUES))
     .with_for_update(skip_locked=True)
 )
 
@@ -183,9 +183,10 @@ def _lock_candidate(
         )
         if not ids:
             return None
-        locked = connection.execute(_LOCK_FIRST_FREE, {"ids": ids}).first()
-        if locked is not None:
-            return (locked[0], locked[1], locked[2])
+        for task_id in ids:
+            locked = connection.execute(_LOCK_IF_FREE, {"id": task_id}).first()
+            if locked is not None:
+                return (locked[0], locked[1], locked[2])
         if len(ids) < wanted:
             return None  # every candidate there is, is being claimed by someone else
         wanted *= 4

@@ -41,7 +41,8 @@ changed meanwhile), the job's. ``who`` is the worker's uuid.
 
 Cursor order: the state machine appends a job's entries holding the job's
 row ``FOR UPDATE`` (:mod:`statestore.farm.ripple`), so its calls' entries of
-a job are in commit order. A claim does not take that lock. Its task entry's
+a job are in commit order. A claim locks the job's row only when it makes
+the job active (the UPDATE of ``job_activated``). Its task entry's
 id is drawn after the task's row is locked (``history`` reads ``claimed``),
 so a task's entries stay in commit order; its job entry's id is drawn after
 ``job_activated``'s UPDATE has locked the job's row (it comes from that
@@ -50,15 +51,9 @@ entries stay in commit order too. But across the tasks of one job a claim's
 task entry may commit after an entry with a larger cursor, so a reader that
 pages a job's history by cursor can pass it.
 
-Locks the history adds: the foreign key check of ``status_history.job_id``
-takes ``FOR KEY SHARE`` on the job's row at the end of the statement. That
-does not conflict with other claims or with plain UPDATEs of the job, but it
-does with ``SELECT … FOR UPDATE``, which the state machine takes on the job:
-a claim now waits for a state-machine call that holds the task's job, and
-one that then locks the claimed task (a pause or cancel locking the job's
-queued tasks) deadlocks with it, until PostgreSQL's ``deadlock_timeout``
-picks a victim (the runner runs a claim that lost again). Job locks taken
-``FOR NO KEY UPDATE`` instead would not conflict.
+The history adds no lock: ``status_history`` has no foreign key to check
+(see its table), so a claim never waits for a state-machine call holding
+the task's job.
 """
 
 from __future__ import annotations

@@ -8,18 +8,21 @@ takes one off each dependent's count of pending dependencies, marks the
 worker seen, adds the task's steps to the job's and appends the history
 entry. No lock outlives the statement.
 
-Whether the job is now complete (or, generally, whether its status must
-follow) is known from the same statement in the common case: every
-state-machine writer of a job holds the job's row lock and writes the job's
-row, so a statement that finds the job's row version unchanged since its
-snapshot knows its snapshot saw every other task's last status (``exact``).
-Only when the job may be done (``all_done``), or another writer committed
-between snapshot and lock (not ``exact``), does a short transaction follow
-that holds the job and applies the completion's ripple (reference §3.3) —
-so two workers completing a job's last two tasks at once leave it completed,
-whichever commits first. A crash between the two leaves a job active with
-every task completed; :meth:`~statestore.farm.state_machine.StateMachine.check_stuck`
-(run by the housekeeper every round) completes such jobs.
+Only the job's completion can follow (the statement runs only for an
+active job, read under its lock, so a pause or cancel is never missed: a
+manager's call holding the job before the statement is seen, one after it
+counts this task completed). Whether the job is now complete is known from
+the same statement when no state-machine writer of the job committed
+between the statement's snapshot and its lock (``exact``): they all hold the
+job's row lock and write its row, so the row's version tells. Otherwise a
+plain read after the commit asks whether any task is unfinished: of
+completions committed one after another, the last one's read sees all of
+them. Only when the job is done does a short transaction follow that holds
+the job and completes it (reference §3.3) — so two workers completing a
+job's last two tasks at once leave it completed, whichever commits first.
+A crash between the two leaves a job active with every task completed;
+:meth:`~statestore.farm.state_machine.StateMachine.check_stuck` (run by the
+housekeeper every round) completes such jobs.
 
 When the common case does not hold (the task is not active on this worker,
 its job is pausing or queued, …) the statement changes nothing and the state
@@ -30,10 +33,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Boolean, String, Uuid, bindparam, column, text
+from sqlalchemy import Boolean, String, Uuid, bindparam, column, exists, select, text
 from sqlalchemy.engine import Connection
 
 from statestore.core.direct import DirectStatement
@@ -43,7 +46,7 @@ from statestore.farm.ripple import Ripple
 from statestore.farm.statuses import TaskStatus
 from statestore.farm.tables import TASKS
 
-__all__ = ["COMPLETION_SQL", "Completed", "complete_in_one_statement", "settle_completed"]
+__all__ = ["COMPLETION_SQL", "Completed", "any_unfinished", "complete_in_one_statement", "settle_completed"]
 
 COMPLETION_SQL = (files(__package__) / "postgresql.sql").read_text(encoding="utf-8")
 """The completion's text (``:name`` parameters), as benchmarks and ``EXPLAIN`` read it too."""
@@ -67,8 +70,34 @@ _COMPLETE = DirectStatement(
     )
 )
 
-Completed = tuple[StatusChange, int, bool]
-"""The task's change, its job's id, and whether the job's status must be settled."""
+
+class Completed(NamedTuple):
+    """What the statement did: the task's change, and what it knows of the job."""
+
+    change: StatusChange
+    job_id: int
+    exact: bool
+    """No state-machine writer of the job committed between the statement's
+    snapshot and its lock: ``all_done`` is the truth."""
+    all_done: bool
+    """No other task of the job was unfinished in the statement's snapshot."""
+
+
+_UNFINISHED = select(
+    exists().where(
+        TASKS.c.job_id == bindparam("job_id"),
+        TASKS.c.status.in_([status.value for status in TaskStatus if status is not TaskStatus.COMPLETED]),
+    )
+)
+
+
+def any_unfinished(connection: Connection, job_id: int) -> bool:
+    """Whether a task of the job is not completed, read after the
+    completion's commit without a lock (index probes of
+    ``ix_tasks_job_id_status``). Of two completions committed one after the
+    other, the later one's read sees the earlier one's task: so when a job's
+    last tasks complete at once, at least the last to commit finds none."""
+    return bool(connection.execute(_UNFINISHED, {"job_id": job_id}).scalar())
 
 
 def complete_in_one_statement(
@@ -96,7 +125,7 @@ def complete_in_one_statement(
     _, job_id, job_uuid, exact, all_done = rows[0]
     job_uuid = job_uuid if isinstance(job_uuid, UUID) else UUID(str(job_uuid))
     change = StatusChange(job_uuid, task_uuid, TaskStatus.ACTIVE.value, TaskStatus.COMPLETED.value, reason, who)
-    return change, int(job_id), bool(all_done) or not exact
+    return Completed(change, int(job_id), bool(exact), bool(all_done))
 
 
 def settle_completed(connection: Connection, job_id: int, who: str, fail_percentage: int) -> tuple[StatusChange, ...]:
