@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from statestore.core.batches import chunks
@@ -46,6 +46,7 @@ _T = TaskStatus
 _J = JobStatus
 
 _RUNNABLE = (_T.ACTIVE, _T.QUEUED, _T.SOFT_FAILED)
+_UNFINISHED = tuple(status for status in TaskStatus if status is not _T.COMPLETED)
 _REQUEUED_FROM = (_T.CANCELED, _T.FAILED, _T.PAUSED, _T.SOFT_FAILED)
 
 
@@ -202,6 +203,17 @@ class Ripple:
             counts[TaskStatus(status)] = int(number)
         return counts
 
+    def has(self, job: HeldJob, statuses: Collection[TaskStatus]) -> bool:
+        """Whether a task of the job is in one of ``statuses``, read under the
+        job's lock: probes of ``ix_tasks_job_id_status``, not a count of
+        every task (the worker's completion asks this of every job)."""
+        values = [status.value for status in statuses]
+        return bool(
+            self.connection.execute(
+                select(exists().where(TASKS.c.job_id == job.id, TASKS.c.status.in_(values)))
+            ).scalar()
+        )
+
     # -- tasks ---------------------------------------------------------------------
 
     def task_to(
@@ -333,7 +345,7 @@ class Ripple:
         if status is _J.PAUSE_REQUESTED:
             activity = f'Manager paused this task because the job got status "{status.value}".'
             self.tasks_to(job, _T.PAUSED, activity, "job pause-requested", from_statuses=(_T.QUEUED, _T.SOFT_FAILED))
-            return _J.PAUSED if self.counts(job)[_T.ACTIVE] == 0 else None
+            return None if self.has(job, (_T.ACTIVE,)) else _J.PAUSED
         if status is _J.REQUEUEING:
             if old is _J.UNDER_CONSTRUCTION:
                 return _J.QUEUED
@@ -342,8 +354,7 @@ class Ripple:
             self.tasks_to(job, _T.QUEUED, activity, "job requeued", from_statuses=from_statuses, reset_steps=True)
             return _J.QUEUED
         if status is _J.QUEUED:
-            counts = self.counts(job)
-            return _J.COMPLETED if counts[_T.COMPLETED] == sum(counts.values()) else None
+            return None if self.has(job, _UNFINISHED) else _J.COMPLETED
         return None
 
     def _after_task(self, job: HeldJob, status: TaskStatus) -> None:
@@ -354,31 +365,29 @@ class Ripple:
             if job.status is _J.COMPLETED:
                 following, reason = _J.REQUEUEING, "task was queued"
         elif status is _T.PAUSED:
-            following, reason = self._paused_if_idle(job, self.counts(job))
+            following, reason = self._paused_if_idle(job)
         elif status is _T.CANCELED:
-            counts = self.counts(job)
-            if sum(counts[s] for s in _RUNNABLE) == 0:
+            if not self.has(job, _RUNNABLE):
                 following, reason = _J.CANCELED, "canceled task was last runnable task of job, canceling job"
             else:
-                following, reason = self._paused_if_idle(job, counts)
+                following, reason = self._paused_if_idle(job)
         elif status is _T.FAILED:
             counts = self.counts(job)
             total = sum(counts.values())
             if total and counts[_T.FAILED] * 100 // total >= self.fail_percentage:
                 following, reason = _J.FAILED, "too many tasks failed"
             else:
-                following, reason = self._paused_if_idle(job, counts)
+                following, reason = self._paused_if_idle(job, counts[_T.ACTIVE])
                 if following is None and job.status is _J.QUEUED:
                     following, reason = _J.ACTIVE, "task failed, but not enough to fail the job"
         elif status in (_T.ACTIVE, _T.SOFT_FAILED):
             if job.status not in (_J.ACTIVE, _J.CANCEL_REQUESTED):
                 following, reason = _J.ACTIVE, f"task became {status.value}"
         elif status is _T.COMPLETED:
-            counts = self.counts(job)
-            if counts[_T.COMPLETED] == sum(counts.values()):
+            if not self.has(job, _UNFINISHED):
                 following, reason = _J.COMPLETED, "all tasks completed"
             else:
-                following, reason = self._paused_if_idle(job, counts)
+                following, reason = self._paused_if_idle(job)
                 if following is None and job.status is _J.QUEUED:
                     following, reason = _J.ACTIVE, "a task completed, there are more to do"
         # A ripple the transition table does not allow leaves the job as it is
@@ -392,11 +401,14 @@ class Ripple:
         statement of its own (see farm.completion), does to it."""
         self._after_task(job, status)
 
-    @staticmethod
-    def _paused_if_idle(job: HeldJob, counts: dict[TaskStatus, int]) -> tuple[JobStatus | None, str]:
-        if job.status is _J.PAUSE_REQUESTED and counts[_T.ACTIVE] == 0:
-            return _J.PAUSED, "no more active tasks, the job is paused"
-        return None, ""
+    def _paused_if_idle(self, job: HeldJob, active: int | None = None) -> tuple[JobStatus | None, str]:
+        """A pause-requested job with no active task left becomes paused
+        (``active``: the count, if the caller has it)."""
+        if job.status is not _J.PAUSE_REQUESTED:
+            return None, ""
+        if self.has(job, (_T.ACTIVE,)) if active is None else active > 0:
+            return None, ""
+        return _J.PAUSED, "no more active tasks, the job is paused"
 
     # -- history -------------------------------------------------------------------
 
