@@ -36,7 +36,7 @@ from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.tables import BLOCKS, FAILURES, JOBS, LENGTHS, STATUS_HISTORY, TASKS
 from statestore.farm.transitions import is_allowed
 
-__all__ = ["DEFAULT_FAIL_PERCENTAGE", "HeldJob", "HeldTask", "Ripple"]
+__all__ = ["DEFAULT_FAIL_PERCENTAGE", "TASK_COLUMNS", "HeldJob", "HeldTask", "Ripple", "task_from"]
 
 DEFAULT_FAIL_PERCENTAGE = 10
 """Flamenco's ``taskFailJobPercentage``: a job fails once this share of its
@@ -81,7 +81,7 @@ _HOLD_JOB = (
     select(JOBS.c.id, JOBS.c.uuid, JOBS.c.status).where(JOBS.c.id == bindparam("id")).with_for_update(key_share=True)
 )
 
-_TASK_COLUMNS = (
+TASK_COLUMNS = (  # what a HeldTask holds (task_from reads them)
     TASKS.c.id,
     TASKS.c.uuid,
     TASKS.c.job_id,
@@ -92,7 +92,7 @@ _TASK_COLUMNS = (
     TASKS.c.steps_total,
 )
 
-_HOLD_TASK = select(*_TASK_COLUMNS).where(TASKS.c.uuid == bindparam("uuid")).with_for_update()
+_HOLD_TASK = select(*TASK_COLUMNS).where(TASKS.c.uuid == bindparam("uuid")).with_for_update()
 
 _COUNTS = select(TASKS.c.status, func.count()).where(TASKS.c.job_id == bindparam("job_id")).group_by(TASKS.c.status)
 

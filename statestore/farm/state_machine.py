@@ -43,6 +43,7 @@ from statestore.farm.ripple import (
     CLEAR_JOB_FAILURES,
     CLEAR_TASK_FAILURES,
     DEFAULT_FAIL_PERCENTAGE,
+    TASK_COLUMNS,
     HeldTask,
     Ripple,
     task_from,
@@ -67,30 +68,20 @@ _STUCK_JOBS = (JobStatus.CANCEL_REQUESTED, JobStatus.REQUEUEING, JobStatus.PAUSE
 
 _NOT_TIMING_OUT = (WorkerStatus.ERROR.value, WorkerStatus.OFFLINE.value)
 
-_TASK_COLUMNS = (
-    TASKS.c.id,
-    TASKS.c.uuid,
-    TASKS.c.job_id,
-    TASKS.c.status,
-    TASKS.c.worker_id,
-    TASKS.c.type,
-    TASKS.c.steps_completed,
-    TASKS.c.steps_total,
-)
 
 _ACTIVE_JOBS_OF_WORKER = select(TASKS.c.job_id).where(
     TASKS.c.worker_id == bindparam("worker_id"), TASKS.c.status == TaskStatus.ACTIVE.value
 )
 
 _ACTIVE_OF_WORKER = (
-    select(*_TASK_COLUMNS)
+    select(*TASK_COLUMNS)
     .where(TASKS.c.worker_id == bindparam("worker_id"), TASKS.c.status == TaskStatus.ACTIVE.value)
     .order_by(TASKS.c.id)
     .with_for_update()
 )
 
 _FAILED_OF_WORKER_OF_JOB = (
-    select(*_TASK_COLUMNS)
+    select(*TASK_COLUMNS)
     .where(
         TASKS.c.worker_id == bindparam("worker_id"),
         TASKS.c.job_id == bindparam("job_id"),
@@ -132,7 +123,7 @@ def _worker_timed_out(cutoff: Any) -> Any:
 _TIMED_OUT_TASKS = select(TASKS.c.id, TASKS.c.job_id).where(_task_timed_out(bindparam("task_cutoff")))
 
 _TIMED_OUT_TASK_LOCKED = (
-    select(*_TASK_COLUMNS, WORKERS.c.name.label("worker_name"))
+    select(*TASK_COLUMNS, WORKERS.c.name.label("worker_name"))
     .select_from(TASKS.outerjoin(WORKERS, WORKERS.c.id == TASKS.c.worker_id))
     .where(TASKS.c.id == bindparam("id"), _task_timed_out(bindparam("task_cutoff")))
     .with_for_update(of=TASKS)

@@ -39,6 +39,13 @@ from statestore.farm.tables import TASKS, WORKERS
 from tests.support.farm_fixtures import authored_job, create_worker
 from tests.support.farm_job_fixtures import pending
 from tests.support.state_machine_fixtures import (
+    A,
+    C,
+    F,
+    P,
+    Q,
+    S,
+    X,
     activate,
     history_of_job,
     in_task_order,
@@ -50,16 +57,6 @@ from tests.support.state_machine_fixtures import (
     task_statuses,
 )
 from tests.support.statements import statements
-
-Q, A, C, F, S, P, X = (
-    TaskStatus.QUEUED,
-    TaskStatus.ACTIVE,
-    TaskStatus.COMPLETED,
-    TaskStatus.FAILED,
-    TaskStatus.SOFT_FAILED,
-    TaskStatus.PAUSED,
-    TaskStatus.CANCELED,
-)
 
 HOUR = timedelta(hours=1)
 TEN_MINUTES = timedelta(minutes=10)

@@ -23,6 +23,13 @@ from statestore import InvalidInput, Store
 from statestore.farm import GivenBack, JobStatus, StatusChange, TaskFailed, TaskStatus, Worker
 from tests.support.farm_fixtures import create_worker
 from tests.support.state_machine_fixtures import (
+    A,
+    C,
+    F,
+    P,
+    Q,
+    S,
+    X,
     activate,
     history_of_job,
     in_task_order,
@@ -33,16 +40,6 @@ from tests.support.state_machine_fixtures import (
     task_statuses,
 )
 from tests.support.statements import statements
-
-Q, A, C, F, S, P, X = (
-    TaskStatus.QUEUED,
-    TaskStatus.ACTIVE,
-    TaskStatus.COMPLETED,
-    TaskStatus.FAILED,
-    TaskStatus.SOFT_FAILED,
-    TaskStatus.PAUSED,
-    TaskStatus.CANCELED,
-)
 
 CANCELLED_BY_FAILED_JOB = 'Manager cancelled this task because the job got status "failed".'
 CANCELLED_BY_CANCEL = 'Manager cancelled this task because the job got status "cancel-requested".'

@@ -24,6 +24,17 @@ from tests.support.farm_fixtures import job_of, render_task
 History = list[tuple[UUID | None, str, str]]
 """A history as (task uuid, or None for the job itself; old status; new status)."""
 
+# The task statuses, short, as the tests write a job's tasks.
+Q, A, C, F, S, P, X = (
+    TaskStatus.QUEUED,
+    TaskStatus.ACTIVE,
+    TaskStatus.COMPLETED,
+    TaskStatus.FAILED,
+    TaskStatus.SOFT_FAILED,
+    TaskStatus.PAUSED,
+    TaskStatus.CANCELED,
+)
+
 
 async def job_with(
     store: Store,
