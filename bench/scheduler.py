@@ -9,14 +9,29 @@
    ``COMMIT`` on one raw sqlite3 connection (SQLite has one writer, so more
    raw loops would not be faster). Goals: at 8 claimers ≥ 50 % of the raw rate
    on PostgreSQL (ratio ≤ 2), ≥ 1/3 on SQLite (ratio ≤ 3).
-2. p50/p99 latency of one claim with 1k, 100k and 1M tasks in the database,
-   99 % of them completed (history in completed jobs) and 1 % queued in a live
-   job; each claimed task is put back untimed, so every claim sees the same
-   candidates. Goal: p50 at 1M ≤ 2 × p50 at 1k.
+2. p50/p99 latency of one claim with 1k, 100k and 1M tasks in the database
+   (``--max-tasks`` caps the sizes), 99 % of them completed (history in
+   completed jobs) and 1 % (at least 32) queued in a live job, **while the
+   worker loop's completions run**: besides the measured claimer, 7 worker
+   coroutines (each its own worker row) run the worker loop on the live job
+   — ``scheduler.claim``, two ``tasks.touched_by_worker``,
+   ``state_machine.worker_task_update(…, status="completed")`` — and put
+   each completed task back in the queue (untimed), so the live job's queue
+   and the database's size stay the same while claims and completions
+   rewrite task rows, append history and churn the indexes. The measured
+   claimer puts its claimed task back (untimed) too, and claims for at least
+   ``--latency-seconds`` (120) per size, so that slow spells (a vacuum, a
+   checkpoint) land in the window. Figures: p50 and p99 at each larger size
+   over the same at 1k. Goals: PostgreSQL p50 ≤ 1.2 ×, p99 ≤ 2 ×; SQLite
+   p50 ≤ 2 × (p99 shown). Also printed: when the claims slower than 4 × p50
+   happened, per 10 s of the window. On PostgreSQL it also prints,
+   for the tasks table over the measured window, the row updates and how
+   many were HOT, the dead tuples and (auto)vacuum/analyze runs.
 3. The query plans of the claim at the largest size (EXPLAIN QUERY PLAN on
-   SQLite, EXPLAIN ANALYZE on PostgreSQL, rolled back).
+   SQLite, EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL, rolled back).
 
 Usage: python bench/scheduler.py [--postgres URL] [--rounds N] [--claims N] [--max-tasks N]
+                                 [--latency-claims N] [--latency-only] [--skip-sqlite]
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from math import inf
 from typing import Any
 
@@ -39,7 +55,8 @@ from harness import Figure, asyncpg_dsn, interleaved, raw_sqlite, report, sqlite
 from sqlalchemy import insert, update
 
 from statestore import Store, open_store
-from statestore.farm import AuthoredJob, AuthoredTask, WorkerStatus
+from statestore.errors import TransactionConflict
+from statestore.farm import AuthoredJob, AuthoredTask, TaskStatus, WorkerStatus
 from statestore.farm.claim.postgresql import CLAIM_SQL as CLAIM_SQL_POSTGRESQL
 from statestore.farm.claim.sqlite import LOOKUP as CLAIM_LOOKUP_SQLITE
 from statestore.farm.tables import TASKS, WORKERS
@@ -47,6 +64,10 @@ from statestore.farm.tables import TASKS, WORKERS
 CLAIMERS = (1, 8, 32)
 SIZES = (1_000, 100_000, 1_000_000)
 LIVE_SHARE = 0.01
+LIVE_MIN = 32
+"""The live job's queue at the least, so the loop workers always find work."""
+LOOP_WORKERS = 7
+"""Worker-loop coroutines claiming and completing beside the measured claimer."""
 HISTORY_JOB_SIZE = 10_000
 
 RAW_QUEUE_DDL = (
@@ -262,7 +283,7 @@ HISTORY_COLUMNS = (
 
 def _history_plan(size: int) -> tuple[list[int], int]:
     """Sizes of the completed history jobs and of the live job's queue."""
-    live = max(1, int(size * LIVE_SHARE))
+    live = max(LIVE_MIN, int(size * LIVE_SHARE))
     history = size - live
     jobs = [HISTORY_JOB_SIZE] * (history // HISTORY_JOB_SIZE)
     if history % HISTORY_JOB_SIZE:
@@ -279,21 +300,22 @@ async def _job_row(store: Store, name: str, status: str) -> int:
     return job.id
 
 
-async def _latencies(store: Store, worker: uuid.UUID, claims: int) -> list[float]:
-    """Seconds per claim; each claimed task is put back (untimed)."""
-    timings = []
-    for _ in range(claims):
+async def _latencies(
+    store: Store, worker: uuid.UUID, claims: int, seconds: float = 0.0, when: list[float] | None = None
+) -> list[float]:
+    """Seconds per claim, ``claims`` claims or for ``seconds`` if more;
+    each claimed task is put back (untimed). ``when`` gets each claim's
+    start, in seconds since the first."""
+    timings: list[float] = []
+    first = time.perf_counter()
+    while len(timings) < claims or time.perf_counter() - first < seconds:
         started = time.perf_counter()
         scheduled = await store.scheduler.claim(worker)
         timings.append(time.perf_counter() - started)
+        if when is not None:
+            when.append(started - first)
         assert scheduled is not None
-        task_id = scheduled.task.id
-        await store.write(
-            lambda conn, task_id=task_id: conn.execute(
-                update(TASKS).where(TASKS.c.id == task_id).values(status="queued", worker_id=None)
-            ),
-            single_statement=True,
-        )
+        await _put_back(store, scheduled.task.id)
     return timings
 
 
@@ -328,7 +350,10 @@ async def _sized_sqlite(size: int) -> AsyncIterator[tuple[Store, str]]:
 async def _sized_postgres(admin_url: str, size: int) -> AsyncIterator[tuple[Store, str]]:
     import asyncpg
 
-    async with throwaway_postgres(admin_url) as url, open_store(url, create=True) as store:
+    async with (
+        throwaway_postgres(admin_url) as url,
+        open_store(url, create=True, pool_size=LOOP_WORKERS + 4, max_overflow=8) as store,
+    ):
         history, live = _history_plan(size)
         job_ids = [await _job_row(store, f"history-{n}", "completed") for n in range(len(history))]
         live_job = await _job_row(store, "live", "queued")
@@ -346,33 +371,157 @@ async def _one_worker(store: Store) -> uuid.UUID:
     return (await _fresh_workers(store, 1))[0]
 
 
+async def _put_back(store: Store, task_id: int) -> None:
+    await store.write(
+        lambda conn: conn.execute(update(TASKS).where(TASKS.c.id == task_id).values(status="queued", worker_id=None)),
+        single_statement=True,
+    )
+
+
+async def _again(call: Callable[[], Awaitable[Any]]) -> Any:
+    """A call made again after TransactionConflict, as a worker would."""
+    while True:
+        try:
+            return await call()
+        except TransactionConflict:
+            continue
+
+
+async def _loop_worker(store: Store, worker: uuid.UUID, stop: asyncio.Event, completed: list[int]) -> None:
+    """The worker loop (claim, two heartbeats, completion) on the live job
+    until ``stop``; each completed task is put back in the queue, untimed."""
+    while not stop.is_set():
+        scheduled = await _again(partial(store.scheduler.claim, worker))
+        if scheduled is None:  # all queued tasks momentarily taken
+            await asyncio.sleep(0.001)
+            continue
+        task = scheduled.task
+        for _ in range(2):
+            await _again(partial(store.tasks.touched_by_worker, task.uuid))
+        await _again(partial(store.state_machine.worker_task_update, worker, task.uuid, status=TaskStatus.COMPLETED))
+        completed[0] += 1
+        await _put_back(store, task.id)
+
+
+@asynccontextmanager
+async def _completions_running(store: Store) -> AsyncIterator[list[int]]:
+    """``LOOP_WORKERS`` worker loops running meanwhile; yields the count of
+    their completions so far (a one-item list)."""
+    workers = await _fresh_workers(store, LOOP_WORKERS)
+    stop = asyncio.Event()
+    completed = [0]
+    loops = [asyncio.create_task(_loop_worker(store, worker, stop, completed)) for worker in workers]
+    try:
+        yield completed
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+
+
+TABLE_STATS_SQL = (
+    "SELECT n_tup_upd, n_tup_hot_upd, n_live_tup, n_dead_tup, vacuum_count + autovacuum_count, "
+    "analyze_count + autoanalyze_count, pg_relation_size('tasks'), pg_indexes_size('tasks'), "
+    "extract(epoch FROM last_autovacuum), extract(epoch FROM last_autoanalyze), extract(epoch FROM now()) "
+    "FROM pg_stat_user_tables WHERE relname = 'tasks'"
+)
+
+
+async def postgres_stats(url: str) -> tuple[Any, ...]:
+    """The tasks table's counters (pg_stat_user_tables, after the statistics
+    collector's flush) and sizes."""
+    import asyncpg
+
+    raw = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await asyncio.sleep(1.1)  # backends flush their counters at most every second
+        await raw.execute("SELECT pg_stat_clear_snapshot()")
+        return tuple(await raw.fetchrow(TABLE_STATS_SQL))
+    finally:
+        await raw.close()
+
+
+def stats_line(label: str, before: tuple[Any, ...], after: tuple[Any, ...], window_start: float) -> str:
+    """``window_start``: the server's clock (epoch seconds) when the measured
+    claims began; autovacuum/analyze ends are shown relative to it."""
+    updates = after[0] - before[0]
+    hot = after[1] - before[1]
+
+    def since(moment: Any) -> str:
+        return "-" if moment is None else f"{float(moment) - window_start:+.0f} s"
+
+    return (
+        f"{label}: tasks over the window: {updates:,} row updates, {hot:,} HOT "
+        f"({hot / max(1, updates):.0%}); dead tuples {before[3]:,} -> {after[3]:,}; "
+        f"vacuums {after[4] - before[4]}, analyzes {after[5] - before[5]} "
+        f"(last autovacuum ended {since(after[8])}, autoanalyze {since(after[9])} from the window's start); "
+        f"heap {after[6] / 2**20:,.1f} MiB, indexes {after[7] / 2**20:,.1f} MiB"
+    )
+
+
+def slow_line(label: str, timings: list[float], when: list[float], p50: float) -> str:
+    """When the claims slower than 4 × p50 happened, per 10 s of the window."""
+    buckets: dict[int, int] = {}
+    for duration, moment in zip(timings, when, strict=True):
+        if duration > 4 * p50:
+            buckets[int(moment // 10) * 10] = buckets.get(int(moment // 10) * 10, 0) + 1
+    spread = ", ".join(f"{start}-{start + 10} s: {count}" for start, count in sorted(buckets.items())) or "none"
+    return f"{label}: claims slower than 4 x p50 ({4 * p50 * 1e3:.1f} ms) by time in the window: {spread}"
+
+
 async def latency(
-    label: str, sized: Callable[[int], Any], sizes: list[int], claims: int, explain: Callable[[Any], Awaitable[str]]
+    label: str,
+    sized: Callable[[int], Any],
+    sizes: list[int],
+    claims: int,
+    explain: Callable[[Any], Awaitable[str]],
+    goals: tuple[float, float],
+    stats: Callable[[str], Awaitable[tuple[Any, ...]]] | None = None,
+    seconds: float = 0.0,
 ) -> tuple[list[Figure], list[str], str]:
     lines = []
-    medians: dict[int, float] = {}
+    measured: dict[int, tuple[float, float]] = {}
     plan = ""
     for size in sizes:
         async with sized(size) as (store, where):
             worker = await _one_worker(store)
-            await _latencies(store, worker, 20)  # warm caches and prepared statements
-            p50, p99 = _percentiles(await _latencies(store, worker, claims))
-            medians[size] = p50
+            async with _completions_running(store) as completed:
+                await _latencies(store, worker, 50)  # warm caches and prepared statements
+                before = await stats(where) if stats is not None else None
+                done, started = completed[0], time.perf_counter()
+                when: list[float] = []
+                timings = await _latencies(store, worker, claims, seconds, when)
+                elapsed = time.perf_counter() - started
+                rate = (completed[0] - done) / elapsed
+                after = await stats(where) if stats is not None else None
+            p50, p99 = _percentiles(timings)
+            measured[size] = (p50, p99)
             lines.append(
                 f"{label}: {size:>9,} tasks (99 % completed): claim p50 {p50 * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms"
+                f" ({len(timings):,} claims in {elapsed:.0f} s; {LOOP_WORKERS} worker loops completing"
+                f" {rate:,.0f} tasks/s meanwhile)"
             )
+            lines.append(slow_line(f"{label}: {size:>9,} tasks", timings, when, p50))
+            if before is not None and after is not None:
+                # The server's clock at the window's start: its clock when
+                # ``after`` was read, less the time since the window began.
+                window_start = float(after[10]) - (time.perf_counter() - started)
+                lines.append(stats_line(f"{label}: {size:>9,} tasks", before, after, window_start))
             if size == sizes[-1]:
                 plan = await explain((store, where, worker))
-    smallest, largest = sizes[0], sizes[-1]
-    figure = Figure(
-        f"{label}: claim p50 at {largest:,} vs {smallest:,} tasks",
-        medians[largest] * 1e3,
-        medians[smallest] * 1e3,
-        "ms",
-        2.0,
-        higher_is_better=False,
-    )
-    return [figure], lines, plan
+    smallest = sizes[0]
+    figures = [
+        Figure(
+            f"{label}: claim {name} at {size:,} vs {smallest:,} tasks, completing",
+            measured[size][index] * 1e3,
+            measured[smallest][index] * 1e3,
+            "ms",
+            goal,
+            higher_is_better=False,
+        )
+        for size in sizes[1:]
+        for index, (name, goal) in enumerate((("p50", goals[0]), ("p99", goals[1])))
+    ]
+    return figures, lines, plan
 
 
 async def explain_sqlite(context: tuple[Store, str, uuid.UUID]) -> str:
@@ -395,7 +544,7 @@ async def explain_postgres(context: tuple[Store, str, uuid.UUID]) -> str:
     rows = await raw.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", worker, datetime.now(UTC), True)
     await transaction.rollback()
     await raw.close()
-    return "PostgreSQL EXPLAIN ANALYZE (the one-statement claim, rolled back):\n" + "\n".join(
+    return "PostgreSQL EXPLAIN (ANALYZE, BUFFERS) (the one-statement claim, rolled back):\n" + "\n".join(
         f"  {row[0]}" for row in rows
     )
 
@@ -405,23 +554,48 @@ async def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("STATESTORE_BENCH_POSTGRES_URL"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--claims", type=int, default=2000, help="claims per throughput round")
-    parser.add_argument("--latency-claims", type=int, default=300)
+    parser.add_argument("--latency-claims", type=int, default=1000, help="measured claims per history size, at least")
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=120.0,
+        help="measure each history size for at least this long (long enough for autovacuum to run)",
+    )
     parser.add_argument("--max-tasks", type=int, default=SIZES[-1], help="largest history size")
+    parser.add_argument("--latency-only", action="store_true", help="skip the claims/s figures")
+    parser.add_argument("--skip-sqlite", action="store_true")
     options = parser.parse_args()
-    sizes = [size for size in SIZES if size <= options.max_tasks] or [options.max_tasks]
-    figures = await throughput_sqlite(options.rounds, options.claims)
-    more, lines, plans = await latency("SQLite", _sized_sqlite, sizes, options.latency_claims, explain_sqlite)
-    figures += more
-    plan_texts = [plans]
+    sizes = [size for size in SIZES if size < options.max_tasks] + [options.max_tasks]
+    figures: list[Figure] = []
+    lines: list[str] = []
+    plan_texts = []
+    if not options.skip_sqlite:
+        if not options.latency_only:
+            figures += await throughput_sqlite(options.rounds, options.claims)
+        more, lines, plans = await latency(
+            "SQLite",
+            _sized_sqlite,
+            sizes,
+            options.latency_claims,
+            explain_sqlite,
+            (2.0, inf),
+            seconds=options.latency_seconds,
+        )
+        figures += more
+        plan_texts.append(plans)
     if options.postgres:
-        async with throwaway_postgres(options.postgres) as url:
-            figures += await throughput_postgres(url, options.rounds, options.claims)
+        if not options.latency_only:
+            async with throwaway_postgres(options.postgres) as url:
+                figures += await throughput_postgres(url, options.rounds, options.claims)
         more, pg_lines, pg_plan = await latency(
             "PostgreSQL",
             lambda size: _sized_postgres(options.postgres, size),
             sizes,
             options.latency_claims,
             explain_postgres,
+            (1.2, 2.0),
+            postgres_stats,
+            options.latency_seconds,
         )
         figures += more
         lines += pg_lines

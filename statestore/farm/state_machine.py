@@ -46,6 +46,7 @@ from statestore.farm.ripple import (
     TASK_COLUMNS,
     HeldTask,
     Ripple,
+    in_statuses,
     task_from,
 )
 from statestore.farm.sleep_checks import check_sleep_schedules
@@ -143,7 +144,7 @@ _WORKER_UUID = select(WORKERS.c.uuid).where(WORKERS.c.id == bindparam("id"))
 
 _STUCK = select(JOBS.c.id).where(JOBS.c.status.in_([status.value for status in _STUCK_JOBS])).order_by(JOBS.c.id)
 
-_UNFINISHED = [status.value for status in TaskStatus if status is not TaskStatus.COMPLETED]
+_UNFINISHED = [status for status in TaskStatus if status is not TaskStatus.COMPLETED]
 
 # Active or queued jobs whose tasks are all completed: left so by a crash
 # between a completion's statement and its settling (see farm.completion).
@@ -152,7 +153,7 @@ _DONE_BUT_OPEN = (
     .where(
         JOBS.c.status.in_([JobStatus.ACTIVE.value, JobStatus.QUEUED.value]),
         exists().where(TASKS.c.job_id == JOBS.c.id),
-        ~exists().where(TASKS.c.job_id == JOBS.c.id, TASKS.c.status.in_(_UNFINISHED)),
+        ~exists().where(TASKS.c.job_id == JOBS.c.id, in_statuses(TASKS.c.status, _UNFINISHED)),
     )
     .order_by(JOBS.c.id)
 )

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 from statestore.core.direct import DirectStatement
 from statestore.core.types import UTCDateTime
 from statestore.farm.records import StatusChange
-from statestore.farm.ripple import Ripple
+from statestore.farm.ripple import Ripple, in_statuses
 from statestore.farm.statuses import TaskStatus
 from statestore.farm.tables import TASKS
 
@@ -86,7 +86,7 @@ class Completed(NamedTuple):
 _UNFINISHED = select(
     exists().where(
         TASKS.c.job_id == bindparam("job_id"),
-        TASKS.c.status.in_([status.value for status in TaskStatus if status is not TaskStatus.COMPLETED]),
+        in_statuses(TASKS.c.status, [status for status in TaskStatus if status is not TaskStatus.COMPLETED]),
     )
 )
 
