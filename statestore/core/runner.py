@@ -18,8 +18,8 @@ A runner also carries the ambient explicit transaction: inside
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from contextvars import ContextVar
 from typing import Protocol, TypeVar
 
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from statestore.core.dialect import DialectFacts
 from statestore.core.urls import Target
 
-__all__ = ["ActiveTransaction", "Runner", "T", "Unit", "current_transaction", "joined", "savepoint_turn"]
+__all__ = ["ActiveTransaction", "Runner", "T", "Unit", "current_transaction", "joined", "savepoint_turn", "to_its_end"]
 
 T = TypeVar("T")
 Unit = Callable[[Connection], T]
@@ -142,3 +142,18 @@ async def savepoint_turn(transaction: object, root: asyncio.Lock) -> AsyncIterat
             yield
         finally:
             _savepoint_locks.reset(token)
+
+
+async def to_its_end(work: Awaitable[T]) -> T:
+    """Await ``work``; if the caller is cancelled meanwhile, let ``work`` run
+    to its end first (whatever its outcome), then raise ``CancelledError``.
+    For work that must not be cut in the middle: a statement on a thread
+    that still holds its connection, the second half of a call whose first
+    half has committed."""
+    future = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with suppress(BaseException):
+            await future
+        raise

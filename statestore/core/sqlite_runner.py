@@ -46,7 +46,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 try:
     import fcntl
@@ -58,7 +58,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from statestore.core.classify import is_sqlite_busy, reraise
 from statestore.core.dialect import DialectFacts, facts_of
 from statestore.core.engine import create_sqlite_engine, set_busy_timeout
-from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined
+from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, to_its_end
 from statestore.core.sqlite_group_commit import GroupCommit
 from statestore.core.sqlite_lock_queue import LockFile, Waiter
 from statestore.core.sqlite_transactions import (
@@ -171,15 +171,9 @@ class SqliteRunner(GroupCommit):
             finally:
                 set_busy_timeout(raw_driver(conn), 0)
 
-        future = asyncio.get_running_loop().run_in_executor(self._writer_thread, waiting, connection)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The thread still uses the connection: let it finish before the
-            # caller releases the write lock, whatever its outcome.
-            with suppress(BaseException):
-                await future
-            raise
+        # The thread still uses the connection if the caller is cancelled:
+        # let it finish before the caller releases the write lock.
+        return await to_its_end(asyncio.get_running_loop().run_in_executor(self._writer_thread, waiting, connection))
 
     # -- transactions of one unit -------------------------------------------
 

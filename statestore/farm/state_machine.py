@@ -29,11 +29,11 @@ from uuid import UUID
 from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Connection
 
-from statestore.core.runner import Runner
+from statestore.core.runner import Runner, to_its_end
 from statestore.core.types import utcnow
 from statestore.core.validate import INTEGER, aware_datetime, enum_value, integer, shown, text, uuid_value
 from statestore.errors import Conflict, InvalidInput, NotFound, StoreError
-from statestore.farm.completion import any_unfinished, complete_in_one_statement, settle_completed
+from statestore.farm.completion import Completed, any_unfinished, complete_in_one_statement, settle_completed
 from statestore.farm.fields import activity_value
 from statestore.farm.jobs import delete_job, deletion_requested
 from statestore.farm.lookups import job_id_of, live_worker_id, worker_id_of
@@ -62,6 +62,9 @@ MANAGER = "manager"
 """``who`` of a manager call that names nobody else."""
 
 HOUSEKEEPER = "housekeeper"
+
+REPORTED = "reported by the worker"
+"""The reason of a worker's status report that gives none."""
 
 _PAUSING_JOBS = (JobStatus.PAUSE_REQUESTED, JobStatus.PAUSED)
 
@@ -257,7 +260,7 @@ def worker_task_update(
     if status is TaskStatus.FAILED:
         _failed(ripple, task, worker_id, worker_uuid, activity or "the worker reported a failure", failure)
     elif status is not None and status is not TaskStatus.ACTIVE:
-        ripple.task_to(task, status, activity or "reported by the worker")
+        ripple.task_to(task, status, activity or REPORTED)
     return ripple.finish()
 
 
@@ -453,38 +456,32 @@ class StateMachine:
             failure=self._failure_settings(blocklist_threshold, fail_after_workers),
         )
         if unit.keywords["status"] is TaskStatus.COMPLETED and self._runner.facts.completion_statement:
-            return await self._complete(
-                unit.keywords["worker_uuid"], unit.keywords["task_uuid"], activity=unit.keywords["activity"]
-            )
+            return await self._complete(unit)
         return await self._runner.write(unit)
 
-    async def _complete(self, worker: UUID, task: UUID, activity: str | None) -> tuple[StatusChange, ...]:
+    async def _complete(self, report: partial[tuple[StatusChange, ...]]) -> tuple[StatusChange, ...]:
         """A worker's completion in one statement where the dialect does it
-        so (see :mod:`statestore.farm.completion`); the state machine's
-        transaction where the common case does not hold."""
-        reason = activity or "reported by the worker"
+        so (see :mod:`statestore.farm.completion`); ``report``, the state
+        machine's transaction, where the common case does not hold."""
+        worker, activity = report.keywords["worker_uuid"], report.keywords["activity"]
         unit = partial(
             complete_in_one_statement,
             worker_uuid=worker,
-            task_uuid=task,
+            task_uuid=report.keywords["task_uuid"],
             activity=activity,
-            reason=reason,
+            reason=activity or REPORTED,
             now=utcnow(),
         )
         completed = await self._runner.write(unit, single_statement=True)
         if completed is None:
-            failure = self._failure_settings(3, 3)
-            return await self._runner.write(
-                partial(
-                    worker_task_update,
-                    worker_uuid=worker,
-                    task_uuid=task,
-                    status=TaskStatus.COMPLETED,
-                    activity=activity,
-                    steps_completed=None,
-                    failure=failure,
-                )
-            )
+            return await self._runner.write(report)
+        # Committed: the job's side runs to its end even if the caller is
+        # cancelled meanwhile, so a cancelled completion never leaves a job
+        # active with every task completed.
+        return await to_its_end(self._after_completion(completed, worker))
+
+    async def _after_completion(self, completed: Completed, worker: UUID) -> tuple[StatusChange, ...]:
+        """The job's side of a completion committed by its statement."""
         if completed.exact and not completed.all_done:
             return (completed.change,)
         if not completed.exact:

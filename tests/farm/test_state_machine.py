@@ -12,11 +12,12 @@ and bad input, refused before any SQL with nothing written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.engine import Connection
 
 from statestore import InvalidInput, NotFound, Store
@@ -35,7 +36,7 @@ from statestore.farm import (
 )
 from statestore.farm.state_machine import StateMachine
 from statestore.farm.status_history import MAX_PAGE
-from statestore.farm.tables import TASKS, WORKERS
+from statestore.farm.tables import STATUS_HISTORY, TASKS, WORKERS
 from tests.support.farm_fixtures import authored_job, create_worker
 from tests.support.farm_job_fixtures import pending
 from tests.support.state_machine_fixtures import (
@@ -755,3 +756,82 @@ async def test_unknown_things_are_not_found_and_nothing_is_written(store: Store)
     with pytest.raises(NotFound, match="worker"):
         await machine.worker_task_update(worker.uuid, task, steps_completed=1)
     assert (await store.tasks.fetch(task)).steps_completed == 0
+
+
+# -- faults: cancellation, a call after an error ---------------------------------------
+
+
+async def test_a_cancelled_completion_is_whole_or_absent_and_the_next_call_works(store: Store) -> None:
+    """Worker completions cancelled at varying points (PostgreSQL's one
+    statement with its follow-up, the others' transaction). Read in one
+    snapshot at any moment, a task is either completed with its one history
+    entry or still active with none (a server may still be running a
+    statement the caller gave up on: its outcome is then unknown, never
+    half). A repeated report completes it (or finds it completed meanwhile:
+    Conflict); the job ends completed with its steps summed — a completion
+    cancelled after its statement returned still settles its job."""
+    job, tasks = await job_with(store, *[Q] * 12, steps=2)
+    worker = await create_worker(store)
+    cancelled = 0
+    for index, task in enumerate(tasks):
+        await activate(store, worker, task)
+        report = asyncio.ensure_future(store.state_machine.worker_task_update(worker.uuid, task, status="completed"))
+        for _ in range(index % 4):
+            await asyncio.sleep(0)
+        report.cancel()
+        try:
+            await report
+        except asyncio.CancelledError:
+            cancelled += 1
+        status, completions = await store.read(lambda connection, task=task: _completion_of(connection, task))
+        assert (status, completions) in (("active", 0), ("completed", 1)), (index, status, completions)
+        if status == "active":
+            with contextlib.suppress(Conflict):  # the cancelled statement landed meanwhile
+                await store.state_machine.worker_task_update(worker.uuid, task, status="completed")
+    assert cancelled  # the cancellations did land (index 0 is cancelled before it starts)
+    assert await task_statuses(store, tasks) == [C] * len(tasks)
+    for task in tasks:
+        entries = await store.status_history.of_task(task)
+        assert [entry.new_status for entry in entries] == ["active", "completed"]
+    # On PostgreSQL a completion cancelled while its statement ran may commit
+    # after the caller gave up, with no follow-up to settle the job (a known
+    # limit, in the README): check_stuck, which the housekeeper runs every
+    # round, completes such a job. Elsewhere it changes nothing here.
+    await store.state_machine.check_stuck()
+    assert await job_status(store, job.uuid) is JobStatus.COMPLETED
+    stored = await store.jobs.fetch(job.uuid)
+    assert (stored.steps_completed, stored.steps_total) == (24, 24)
+
+
+def _completion_of(connection: Connection, task: UUID) -> tuple[str, int]:
+    """The task's status and its completions in the history, in one snapshot."""
+    task_id = select(TASKS.c.id).where(TASKS.c.uuid == task).scalar_subquery()
+    completed = STATUS_HISTORY.c.new_status == "completed"
+    entries = select(func.count()).where(STATUS_HISTORY.c.task_id == task_id, completed)
+    row = connection.execute(select(TASKS.c.status, entries.scalar_subquery()).where(TASKS.c.uuid == task)).one()
+    return str(row[0]), int(row[1])
+
+
+async def test_every_kind_of_error_leaves_the_next_state_machine_call_working(store: Store) -> None:
+    """Conflict, NotFound and InvalidInput from the state machine, one after
+    another on the same job and worker, each change nothing; the next
+    completion then goes through."""
+    job, (first, second) = await job_with(store, Q, Q)
+    worker = await create_worker(store)
+    await activate(store, worker, first)
+    before = await snapshot(store)
+    failures: list[tuple[type[Exception], object]] = [
+        (Conflict, store.state_machine.worker_task_update(worker.uuid, second, status="completed")),
+        (Conflict, store.state_machine.task_status_change(second, "completed", reason="skip ahead")),
+        (NotFound, store.state_machine.worker_task_update(worker.uuid, uuid4(), status="completed")),
+        (NotFound, store.state_machine.job_status_change(uuid4(), "canceled", reason="gone")),
+        (InvalidInput, store.state_machine.worker_task_update(worker.uuid, "not-a-uuid", status="completed")),
+        (InvalidInput, store.state_machine.worker_task_update(worker.uuid, first, status="borked")),
+    ]
+    for error, call in failures:
+        with pytest.raises(error):
+            await call  # type: ignore[misc]
+        assert await snapshot(store) == before
+    await store.state_machine.worker_task_update(worker.uuid, first, status="completed")
+    assert await task_statuses(store, [first, second]) == [C, Q]
+    assert await job_status(store, job.uuid) is JobStatus.ACTIVE

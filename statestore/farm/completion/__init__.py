@@ -20,7 +20,8 @@ completions committed one after another, the last one's read sees all of
 them. Only when the job is done does a short transaction follow that holds
 the job and completes it (reference §3.3) — so two workers completing a
 job's last two tasks at once leave it completed, whichever commits first.
-A crash between the two leaves a job active with every task completed;
+A crash between the two (or a cancellation while the statement runs: the
+statement may still commit) leaves a job active with every task completed;
 :meth:`~statestore.farm.state_machine.StateMachine.check_stuck` (run by the
 housekeeper every round) completes such jobs.
 
