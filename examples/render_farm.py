@@ -1,18 +1,20 @@
 """A render farm in one process: a manager, a housekeeper and twelve workers.
 
 The manager submits three jobs (one limited to GPU workers by a tag), starts
-the housekeeper and waits for every job to finish. The workers claim tasks
-from the scheduler and report to the state machine (``store.state_machine``),
-which applies Flamenco's rules: the last task completed completes its job, a
-reported failure soft-fails the task so that another worker runs it, and a
-worker unseen for too long is timed out and its task given back. Nobody
-completes a job by hand.
+the housekeeper and prints the jobs' progress from the change feed
+(``store.changes()``) as it is committed, until every job is finished. The
+workers wait for work (``store.scheduler.claim(worker, wait=…)``) and report
+to the state machine (``store.state_machine``), which applies Flamenco's
+rules: the last task completed completes its job, a reported failure
+soft-fails the task so that another worker runs it, and a worker unseen for
+too long is timed out and its task given back. Nobody completes a job by
+hand, and nobody polls.
 
 Two workers misbehave: ``flaky`` fails every task it gets (after three failed
 tasks of a job it is blocklisted for their type), and ``doomed`` dies in the
 middle of its first task; the housekeeper's time-out gives that task back and
-another worker finishes it. At the end the manager reads the status history
-of that task's job.
+another worker finishes it. At the end the manager prints that task's status
+history.
 
 Run it with no arguments to use the embedded default (``statestore.db`` in the
 working directory, or ``$STATESTORE_URL``), or pass a database URL:
@@ -28,17 +30,19 @@ import contextlib
 import random
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
-from statestore import Store, open_store
+from statestore import ChangeKind, Store, open_store
 from statestore.farm import AuthoredJob, AuthoredTask, Command, Job, JobStatus, TaskStatus, Worker, WorkerStatus
 
 # Short time-outs so that the example finishes in seconds (Flamenco's are minutes).
 WORKER_TIMEOUT = timedelta(seconds=1)  # a worker not heard from this long goes to "error", its task is queued again
 TASK_TIMEOUT = timedelta(seconds=2)  # a task not touched this long fails; longer, so a dead worker's time-out wins
 SWEEP_INTERVAL = timedelta(seconds=0.2)
+CLAIM_WAIT = 0.25  # seconds a claim waits for work; a claim is the worker's heartbeat: keep it under WORKER_TIMEOUT
 DEADLINE = 60  # seconds: the manager gives up if the jobs are not finished by then
 
 FINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
@@ -76,7 +80,7 @@ def shot(name: str, frames: int, chunk: int, *, priority: int = 50, tag: UUID | 
         )
         for start in range(1, frames + 1, chunk)
     ]
-    video = AuthoredTask("preview-video", "ffmpeg", commands=[Command("ffmpeg")], dependencies=renders)
+    video = AuthoredTask("preview-video", "ffmpeg", commands=[Command("ffmpeg")], dependencies=[*renders])
     cleanup = AuthoredTask("cleanup", "file-management", commands=[Command("remove-tree")], dependencies=[video])
     return AuthoredJob(
         name, "simple-blender-render", priority=priority, tasks=[*renders, video, cleanup], worker_tag=tag
@@ -84,19 +88,18 @@ def shot(name: str, frames: int, chunk: int, *, priority: int = 50, tag: UUID | 
 
 
 async def work(store: Store, hand: Farmhand, worker: Worker, job_names: dict[UUID, str], done: asyncio.Event) -> None:
-    """Claim a task, report progress on it step by step, report the outcome; until the manager says done."""
+    """Wait for a task, report progress on it step by step, report the outcome; until the manager says done."""
     rng = random.Random(hand.name)
     while not done.is_set():
-        scheduled = await store.scheduler.claim(worker.uuid)  # a claim also tells the manager we are alive
+        # Returns as soon as a task is claimable for this worker (woken by the commit that made it so),
+        # or None after CLAIM_WAIT; either way the claim told the manager that the worker is alive.
+        scheduled = await store.scheduler.claim(worker.uuid, wait=CLAIM_WAIT)
         if scheduled is None:
-            await asyncio.sleep(0.03)  # nothing to do yet: ask again shortly
             continue
         task = scheduled.task
         job_name = job_names.get(task.job_uuid, "an older job")  # a database used before may have work left
-        label = f"{job_name} {task.name}"
         if hand.flaky:
             failed = await store.state_machine.worker_task_failed(worker.uuid, task.uuid, reason="blender crashed")
-            print(f"  {hand.name} failed {label}: {failed.task_status}")
             if failed.blocklisted:
                 print(f"  {hand.name} is now blocklisted for {task.type} tasks of {job_name}")
             continue
@@ -104,56 +107,55 @@ async def work(store: Store, hand: Farmhand, worker: Worker, job_names: dict[UUI
             await asyncio.sleep(rng.uniform(0.02, 0.05))  # "rendering"
             if hand.doomed and step == 3:
                 # Like a killed process: no report, no heartbeat, the task stays active on this worker.
-                print(f"  {hand.name} dies while running {label} (step {step} of {task.steps_total})")
+                print(f"  {hand.name} dies while running {job_name} {task.name} (step {step} of {task.steps_total})")
                 return
             # A progress report is also the heartbeat of the task and of the worker.
             await store.state_machine.worker_task_update(
                 worker.uuid, task.uuid, steps_completed=step, activity=f"step {step} of {task.steps_total}"
             )
-        await store.state_machine.worker_task_update(
-            worker.uuid, task.uuid, status="completed", activity=f"done by {hand.name}"
-        )
+        await store.state_machine.worker_task_update(worker.uuid, task.uuid, status="completed", activity="rendered")
 
 
-async def wait_for_jobs(store: Store, jobs: list[Job], housekeeper: asyncio.Task[None]) -> None:
-    """Read the jobs' statuses until each one is final; the state machine sets them, not the manager."""
+async def follow(store: Store, after: str, jobs: list[Job], workers: list[Worker]) -> UUID | None:
+    """Print the jobs' progress from the change feed, in commit order, until every job is finished.
+    Returns the task the housekeeper gave back, if it gave one back."""
+    job_names = {job.uuid: job.name for job in jobs}
+    tasks = {task.uuid: task for job in jobs for task in await store.tasks.of_job(job.uuid)}
+    total = Counter(task.job_uuid for task in tasks.values())
+    completed: Counter[UUID] = Counter()
+    names = {str(worker.uuid): worker.name for worker in workers}  # a change names a worker by its uuid
+    unfinished = set(job_names)
+    given_back = None
     started = time.monotonic()
-    waiting = {job.uuid: job.name for job in jobs}
-    while waiting:
-        await asyncio.sleep(0.1)
-        if housekeeper.done():
-            housekeeper.result()  # it runs until cancelled: re-raise whatever stopped it
-        for uuid, name in list(waiting.items()):
-            job = await store.jobs.fetch(uuid)
-            if job.status in FINAL:
-                print(f"{name}: {job.status} after {time.monotonic() - started:.1f} s")
-                del waiting[uuid]
-
-
-async def report(store: Store, jobs: list[Job], workers: list[Worker]) -> None:
-    """What happened, as the status history tells it."""
-    for worker in workers:
-        status = (await store.workers.fetch(worker.uuid)).status
-        if status is not WorkerStatus.AWAKE:
-            print(f"{worker.name} is {status}: the housekeeper timed it out")
-    history = [entry for job in jobs for entry in await store.status_history.of_job(job.uuid, limit=1000)]
-    soft_failed = [entry for entry in history if entry.new_status == TaskStatus.SOFT_FAILED]
-    given_back = [entry for entry in history if entry.who == "housekeeper"]
-    print(f"status history: {len(soft_failed)} soft failures, {len(given_back)} task given back by the housekeeper")
-    if not given_back:
-        return
-    # One job's story: its own changes, the task given back, and one task that soft-failed.
-    job = next(job for job in jobs if job.uuid == given_back[0].job_uuid)
-    soft = next((entry.task_uuid for entry in soft_failed if entry.job_uuid == job.uuid), None)
-    shown = {None, given_back[0].task_uuid, soft}  # None: a change of the job itself
-    names = {str(worker.uuid): worker.name for worker in workers}  # the history names a worker by its uuid
-    tasks = {task.uuid: task.name for task in await store.tasks.of_job(job.uuid)}
-    print(f"status history of {job.name}, a few lines:")
-    for entry in history:
-        if entry.job_uuid == job.uuid and entry.task_uuid in shown:
-            what = "job" if entry.task_uuid is None else tasks[entry.task_uuid]
-            by = names.get(entry.who, entry.who)
-            print(f"  {what}: {entry.old_status} → {entry.new_status} by {by} ({entry.reason})")
+    kinds = [ChangeKind.JOB_STATUS, ChangeKind.TASK_STATUS, ChangeKind.WORKER_STATUS]
+    # The changes after `after`, then each one as it is committed; leaving the block stops following.
+    async with contextlib.aclosing(store.changes(after, kinds=kinds)) as changes:
+        async for change in changes:
+            by = names.get(change.who, change.who)
+            if change.kind is ChangeKind.WORKER_STATUS:
+                if str(change.worker) in names:
+                    print(f"  {names[str(change.worker)]}: {change.old} → {change.new}")
+            elif change.job not in job_names:
+                continue  # a change of a job left in the database by an earlier run
+            elif change.task is None:  # the job's own status
+                job = job_names[change.job]
+                if change.new not in FINAL:
+                    print(f"{job}: {change.old} → {change.new}")
+                    continue
+                print(f"{job}: {change.old} → {change.new} after {time.monotonic() - started:.1f} s")
+                unfinished.remove(change.job)
+                if not unfinished:
+                    return given_back
+            elif change.new == TaskStatus.COMPLETED:
+                completed[change.job] += 1
+                label = f"{job_names[change.job]} {tasks[change.task].name}"
+                print(f"  {label} completed by {by} ({completed[change.job]}/{total[change.job]})")
+            elif change.new != TaskStatus.ACTIVE:  # claims make tasks active: too many to show
+                label = f"{job_names[change.job]} {tasks[change.task].name}"
+                print(f"  {label}: {change.old} → {change.new} by {by} ({change.reason})")
+                if change.who == "housekeeper" and change.new == TaskStatus.QUEUED:
+                    given_back = change.task
+    raise AssertionError("a change feed that follows never ends")
 
 
 async def main(url: str | None) -> None:
@@ -167,6 +169,7 @@ async def main(url: str | None) -> None:
             if hand.tagged:
                 await store.worker_tags.set_worker_tags(worker.uuid, [gpu.uuid])
             workers.append(worker)
+        cursor = await store.changes.cursor()  # the feed's newest change: the manager shows what comes after it
         jobs = [
             await store.jobs.store_authored(shot("shot-010", frames=60, chunk=5)),
             await store.jobs.store_authored(shot("shot-020", frames=30, chunk=5, priority=80)),
@@ -187,17 +190,23 @@ async def main(url: str | None) -> None:
         ]
         try:
             async with asyncio.timeout(DEADLINE):
-                await wait_for_jobs(store, jobs, housekeeper)
+                given_back = await follow(store, cursor, jobs, workers)
         except TimeoutError:
             raise SystemExit(f"the jobs did not finish within {DEADLINE} s") from None
         finally:
             housekeeper.cancel()
-            done.set()
+            done.set()  # the workers stop once their claim returns
         with contextlib.suppress(asyncio.CancelledError):
-            await housekeeper
+            await housekeeper  # re-raises whatever else stopped it
         await asyncio.gather(*farm)  # a worker that raised raises here
 
-        await report(store, jobs, workers)
+        if given_back is not None:
+            names = {str(worker.uuid): worker.name for worker in workers}  # the history names a worker by its uuid
+            task = await store.tasks.fetch(given_back)
+            print(f"status history of {job_names[task.job_uuid]} {task.name}:")
+            for entry in await store.status_history.of_task(given_back):
+                by = names.get(entry.who, entry.who)
+                print(f"  {entry.old_status} → {entry.new_status} by {by} ({entry.reason})")
         statuses = [(await store.jobs.fetch(job.uuid)).status for job in jobs]
         if any(status is not JobStatus.COMPLETED for status in statuses):
             raise SystemExit("not every job completed")

@@ -1,5 +1,33 @@
 -- Generated from statestore's models for postgresql by `statestore schema --write schema/`; do not edit.
 
+CREATE TABLE change_feed (
+	id BIGINT NOT NULL, 
+	numbered BIGINT NOT NULL, 
+	purged_tx BIGINT NOT NULL, 
+	purged_id BIGINT NOT NULL, 
+	CONSTRAINT pk_change_feed PRIMARY KEY (id)
+);
+
+CREATE TABLE changes (
+	id BIGSERIAL NOT NULL, 
+	tx BIGINT, 
+	kind VARCHAR(32) NOT NULL, 
+	job_uuid UUID, 
+	task_uuid UUID, 
+	worker_uuid UUID, 
+	logbook_uuid UUID, 
+	flow_uuid UUID, 
+	atom_uuid UUID, 
+	old_value VARCHAR(32), 
+	new_value VARCHAR(32), 
+	reason VARCHAR(255) NOT NULL, 
+	who VARCHAR(64) NOT NULL, 
+	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	CONSTRAINT pk_changes PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_changes_tx_id ON changes (tx, id);
+
 CREATE TABLE logbooks (
 	name VARCHAR(255) NOT NULL, 
 	meta JSON NOT NULL, 

@@ -1,5 +1,32 @@
 -- Generated from statestore's models for sqlite by `statestore schema --write schema/`; do not edit.
 
+CREATE TABLE change_feed (
+	id INTEGER NOT NULL, 
+	numbered BIGINT NOT NULL, 
+	purged_tx BIGINT NOT NULL, 
+	purged_id BIGINT NOT NULL, 
+	CONSTRAINT pk_change_feed PRIMARY KEY (id)
+);
+
+CREATE TABLE changes (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
+	tx BIGINT, 
+	kind VARCHAR(32) NOT NULL, 
+	job_uuid CHAR(32), 
+	task_uuid CHAR(32), 
+	worker_uuid CHAR(32), 
+	logbook_uuid CHAR(32), 
+	flow_uuid CHAR(32), 
+	atom_uuid CHAR(32), 
+	old_value VARCHAR(32), 
+	new_value VARCHAR(32), 
+	reason VARCHAR(255) NOT NULL, 
+	who VARCHAR(64) NOT NULL, 
+	at DATETIME NOT NULL
+);
+
+CREATE INDEX ix_changes_tx_id ON changes (tx, id);
+
 CREATE TABLE logbooks (
 	name VARCHAR(255) NOT NULL, 
 	meta TEXT NOT NULL, 

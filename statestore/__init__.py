@@ -3,11 +3,13 @@
 Open a store with :func:`open_store`; see the README for a tour.
 """
 
+from statestore.changes import Change, ChangeKind
 from statestore.core.serialize import from_data, to_data
 from statestore.errors import (
     AlreadyExists,
     Busy,
     Conflict,
+    CursorExpired,
     InvalidInput,
     InvalidReference,
     NotFound,
@@ -22,8 +24,11 @@ from statestore.store import Store, WalCheckpoint, open_store
 __all__ = [
     "AlreadyExists",
     "Busy",
+    "Change",
+    "ChangeKind",
     "CheckReport",
     "Conflict",
+    "CursorExpired",
     "InvalidInput",
     "InvalidReference",
     "NotFound",

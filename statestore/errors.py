@@ -11,6 +11,7 @@ __all__ = [
     "AlreadyExists",
     "Busy",
     "Conflict",
+    "CursorExpired",
     "InvalidInput",
     "InvalidReference",
     "NotFound",
@@ -27,6 +28,11 @@ class StoreError(Exception):
 
 class NotFound(StoreError):
     """The record asked for does not exist."""
+
+
+class CursorExpired(NotFound):
+    """A change-feed cursor is older than the feed's retention: the changes
+    after it were purged, so reading on from it would skip some."""
 
 
 class Conflict(StoreError):

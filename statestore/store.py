@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from statestore.changes.feed import ChangeFeed
 from statestore.core.runner import ActiveTransaction, Runner, T, Unit
 from statestore.core.server_runner import ServerRunner
 from statestore.core.sqlite_runner import SqliteRunner
@@ -72,6 +73,9 @@ class Store:
         reports and failures, give-backs, time-outs and the housekeeper."""
         self.status_history = StatusHistory(runner)
         """Every job and task status change the state machine made."""
+        self.changes = ChangeFeed(runner)
+        """The change feed: ``store.changes(after=cursor)`` iterates over
+        changes in commit order and follows new ones."""
 
     @property
     def backend(self) -> Backend:
@@ -110,6 +114,8 @@ class Store:
         """
         async with self._runner.begin() as active:
             yield active
+        # Committed: what it wrote may be work or changes someone waits for.
+        self._runner.wakeups.work()
 
     # -- schema ----------------------------------------------------------------
 

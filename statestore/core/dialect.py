@@ -11,17 +11,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, ColumnElement, Table, Text, cast, func, literal, null
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["ClaimStrategy", "DialectFacts", "facts_of"]
+__all__ = ["ChangeOrder", "ClaimStrategy", "DialectFacts", "WakeupSource", "facts_of"]
 
 ClaimStrategy = Literal["postgresql", "sqlite", "mariadb"]
 """Which claim statement a dialect runs (see ``statestore.farm.claim``)."""
+
+ChangeOrder = Literal["transaction", "numbered", "insertion"]
+"""How the change feed puts changes in commit order (see ``statestore.changes.tables``)."""
+
+WakeupSource = Literal["notify", "data_version", "polling"]
+"""How a store learns of other processes' commits (see ``statestore.core.wakeups``)."""
 
 _Family = Literal["postgresql", "sqlite", "mysql"]
 
@@ -50,11 +56,39 @@ class DialectFacts:
     written by primary key: MariaDB's UPDATE with a subquery over the same
     table takes shared locks on every row it reads, which deadlocks with
     claimers."""
-    completion_statement: bool
-    """A worker's completion of its task is one statement of data-modifying
-    CTEs in autocommit (``statestore.farm.completion``), where a round trip
-    costs more than the SQL (PostgreSQL); elsewhere it is the state
-    machine's transaction."""
+    cte_writes: bool
+    """A hot write that reads, updates and appends (a worker's completion,
+    ``statestore.farm.completion``; an atom's update with its change record,
+    ``statestore.flows.atom_details``) is one statement of data-modifying
+    CTEs in autocommit, where a round trip costs more than the SQL
+    (PostgreSQL); elsewhere it is a short transaction of plain statements."""
+    change_order: ChangeOrder
+    """``transaction``: a change's ``tx`` is its transaction's id, and readers
+    stop below their snapshot's oldest running transaction (PostgreSQL).
+    ``numbered``: written NULL, numbered in batches by readers under a row
+    lock (MariaDB/MySQL). ``insertion``: one writer, ids are commit order
+    (SQLite)."""
+    wakeups: WakeupSource
+    """``notify``: LISTEN/NOTIFY, sent in the enabling transaction
+    (PostgreSQL). ``data_version``: ``PRAGMA data_version`` read every few
+    milliseconds tells of other connections' commits (SQLite). ``polling``:
+    waiters re-claim on an adaptive interval (MariaDB/MySQL)."""
+
+    def change_tx(self) -> ColumnElement[Any]:
+        """The value of ``changes.tx`` for a change written now."""
+        if self.change_order == "transaction":
+            return cast(cast(func.pg_current_xact_id(), Text), BigInteger)
+        if self.change_order == "insertion":
+            return literal(0, BigInteger)
+        return null()
+
+    def change_horizon(self) -> ColumnElement[Any] | None:
+        """Where the feed may read up to (exclusive) in this statement's
+        snapshot: below the oldest transaction still running, whose changes
+        may yet appear (PostgreSQL); None where every change visible is final."""
+        if self.change_order == "transaction":
+            return cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+        return None
 
     def upsert(self, table: Table, key: str, update: Sequence[str]) -> Insert:
         """``INSERT … ON CONFLICT (key) DO UPDATE SET update = new values``.
@@ -102,7 +136,9 @@ _POSTGRESQL = DialectFacts(
     coalesce_heartbeats=True,
     bulk_insert_unnest=True,
     recount_by_key=False,
-    completion_statement=True,
+    cte_writes=True,
+    change_order="transaction",
+    wakeups="notify",
 )
 _SQLITE = DialectFacts(
     family="sqlite",
@@ -112,7 +148,9 @@ _SQLITE = DialectFacts(
     coalesce_heartbeats=False,
     bulk_insert_unnest=False,
     recount_by_key=False,
-    completion_statement=False,
+    cte_writes=False,
+    change_order="insertion",
+    wakeups="data_version",
 )
 _MARIADB = DialectFacts(
     family="mysql",
@@ -122,7 +160,9 @@ _MARIADB = DialectFacts(
     coalesce_heartbeats=False,
     bulk_insert_unnest=False,
     recount_by_key=True,
-    completion_statement=False,
+    cte_writes=False,
+    change_order="numbered",
+    wakeups="polling",
 )
 
 

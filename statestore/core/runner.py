@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from statestore.core.dialect import DialectFacts
 from statestore.core.urls import Target
+from statestore.core.wakeups import Wakeups
 
 __all__ = ["ActiveTransaction", "Runner", "T", "Unit", "current_transaction", "joined", "savepoint_turn", "to_its_end"]
 
@@ -50,6 +51,8 @@ class Runner(Protocol):
     """Runs units of work on one database; one per store."""
 
     target: Target
+    wakeups: Wakeups
+    """Who waits for work or changes, and what wakes them."""
 
     @property
     def dialect(self) -> Dialect:

@@ -47,6 +47,7 @@ from statestore.core.classify import connection_lost, unsent
 from statestore.core.dialect import DialectFacts, facts_of
 from statestore.core.engine import create_server_engine
 from statestore.core.held_connections import HeldConnections
+from statestore.core.notify_listener import listener
 from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, savepoint_turn
 from statestore.core.server_connections import (
     PING_AFTER_IDLE,
@@ -66,6 +67,7 @@ from statestore.core.server_connections import (
     transact,
 )
 from statestore.core.urls import Target
+from statestore.core.wakeups import Wakeups
 from statestore.errors import TransactionConflict, Unavailable
 
 __all__ = ["ServerRunner"]
@@ -234,6 +236,12 @@ class ServerRunner:
         # Reads see one snapshot across their statements (a logbook loaded
         # in three queries must not mix two versions of it).
         self._snapshot = self._engine.execution_options(isolation_level="REPEATABLE READ")
+        autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        notify = self.facts.wakeups == "notify"
+        self.wakeups = Wakeups(
+            listener(lambda: self._gate.connect(autocommit)) if notify else None,
+            polls=self.facts.wakeups == "polling",
+        )
 
     def _refuse_unusable(
         self, dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
@@ -346,6 +354,7 @@ class ServerRunner:
         )
 
     async def close(self) -> None:
+        await self.wakeups.close()
         await self._held.close()
         loop = asyncio.get_running_loop()
         # Connections being returned or discarded in the background.

@@ -56,6 +56,7 @@ except ImportError:  # pragma: no cover - Windows: SQLite's lock alone orders wr
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from statestore.core.classify import is_sqlite_busy, reraise
+from statestore.core.data_version_watch import data_version_watch
 from statestore.core.dialect import DialectFacts, facts_of
 from statestore.core.engine import create_sqlite_engine, set_busy_timeout
 from statestore.core.runner import ActiveTransaction, T, Unit, current_transaction, joined, to_its_end
@@ -69,6 +70,7 @@ from statestore.core.sqlite_transactions import (
 )
 from statestore.core.sqlite_wal import DEFAULT_WAL_CHECKPOINT_BYTES, WalCheckpoint, WalKeeper
 from statestore.core.urls import Target
+from statestore.core.wakeups import Wakeups
 
 __all__ = ["DEFAULT_WAL_CHECKPOINT_BYTES", "SqliteRunner", "WalCheckpoint"]
 
@@ -112,6 +114,8 @@ class SqliteRunner(GroupCommit):
         # Where the database lives (known once the writer connection is open).
         self._database_path: str | None = None
         self._lock_file: LockFile | None = None
+        # A database in memory is this process's alone: its commits wake sleepers directly.
+        self.wakeups = Wakeups(None if self._memory else data_version_watch(self._engine, self._foreign_version))
 
     @property
     def dialect(self) -> Dialect:
@@ -152,6 +156,19 @@ class SqliteRunner(GroupCommit):
                 self._lock_file = LockFile(f"{path}-lock")
             except OSError:  # a read-only directory: SQLite's lock alone orders writers
                 self._lock_file = None
+
+    def _foreign_version(self) -> int | None:
+        """``PRAGMA data_version`` of the writer connection — it changes
+        only when another connection commits — or None while a write runs
+        (on the loop's thread a write's inline flush never interleaves with
+        this; the slow path and the lock-waiter thread hold the write lock)."""
+        if self._write_lock().locked():
+            return None
+        try:
+            row = raw_driver(self._writer_connection()).execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        return None if row is None else int(row[0])
 
     def _reader_connection(self) -> Connection:
         if self._memory:  # one connection holds the whole database
@@ -283,6 +300,7 @@ class SqliteRunner(GroupCommit):
             reraise(error)
 
     async def close(self) -> None:
+        await self.wakeups.close()
         await self._wal.stop()
         if self._flusher is not None and not self._flusher.done():
             await self._flusher

@@ -204,6 +204,16 @@ def integer(value: object, where: str, bounds: tuple[int, int] = INTEGER) -> int
     return value
 
 
+def seconds(value: object, where: str, most: float) -> float:
+    """A duration in seconds: an int or float (not a bool), finite, from 0
+    to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{where}: expected a number of seconds, got {type_name(value)}")
+    if not (isinstance(value, int) or math.isfinite(value)) or not 0 <= value <= most:
+        raise InvalidInput(f"{where}: {shown(value)} is outside 0..{most:g} seconds")
+    return float(value)
+
+
 def aware_datetime(value: object, where: str) -> datetime:
     """A timezone-aware datetime (naive ones have no defined instant) whose
     instant exists in UTC."""

@@ -3,6 +3,11 @@
 Entries of soft-deleted workers stay listed (Flamenco's rows are not cleaned
 up either) and can be removed, but such workers are never among the workers
 left to run anything.
+
+Removing entries gives workers back tasks they could not take: a removal
+that removed something announces work in its transaction, and the
+repository wakes this process's claim waiters after the commit (see
+:mod:`statestore.farm.enabling`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import uuid_value
 from statestore.errors import NotFound
+from statestore.farm.enabling import enable_work, notify_splits
 from statestore.farm.fields import task_type_value
 from statestore.farm.lookups import LIVE, job_id_and_tag, live_worker_id
 from statestore.farm.records import BlocklistEntry
@@ -95,13 +101,20 @@ def entries(connection: Connection, job_uuid: UUID) -> list[BlocklistEntry]:
 
 
 def clear_blocks(connection: Connection, job_uuid: UUID) -> int:
-    """Remove the job's whole blocklist; how many entries went."""
-    return int(connection.execute(_CLEAR, {"job_uuid": job_uuid}).rowcount)
+    """Remove the job's whole blocklist; how many entries went (work announced if any)."""
+    removed = int(connection.execute(_CLEAR, {"job_uuid": job_uuid}).rowcount)
+    if removed:
+        enable_work(connection, None)
+    return removed
 
 
-def remove_block(connection: Connection, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> None:
-    """Remove one entry, if it is there."""
-    connection.execute(_REMOVE, {"job_uuid": job_uuid, "worker_uuid": worker_uuid, "task_type": task_type})
+def remove_block(connection: Connection, job_uuid: UUID, worker_uuid: UUID, task_type: str) -> int:
+    """Remove one entry, if it is there; how many went (work announced if one did)."""
+    params = {"job_uuid": job_uuid, "worker_uuid": worker_uuid, "task_type": task_type}
+    removed = int(connection.execute(_REMOVE, params).rowcount)
+    if removed:
+        enable_work(connection, None)
+    return removed
 
 
 def left_to_run(connection: Connection, job: tuple[int, int | None], task_type: str) -> set[UUID]:
@@ -143,17 +156,23 @@ class JobBlocklist:
     async def clear(self, job_uuid: UUID | str) -> int:
         """Remove the job's whole blocklist; returns how many entries went."""
         job = uuid_value(job_uuid, "job uuid")
-        return await self._runner.write(partial(clear_blocks, job_uuid=job), single_statement=True)
+        unit = partial(clear_blocks, job_uuid=job)
+        removed = await self._runner.write(unit, single_statement=not notify_splits(self._runner))
+        if removed:
+            self._runner.wakeups.work()
+        return removed
 
     async def remove(self, job_uuid: UUID | str, worker_uuid: UUID | str, task_type: str) -> None:
         """Remove one entry; nothing happens if it is not there (as in Flamenco)."""
         job = uuid_value(job_uuid, "job uuid")
         worker = uuid_value(worker_uuid, "worker uuid")
         checked = task_type_value(task_type, "task type")
-        await self._runner.write(
+        removed = await self._runner.write(
             partial(remove_block, job_uuid=job, worker_uuid=worker, task_type=checked),
-            single_statement=True,
+            single_statement=not notify_splits(self._runner),
         )
+        if removed:
+            self._runner.wakeups.work()
 
     async def workers_left_to_run(self, job_uuid: UUID | str, task_type: str) -> set[UUID]:
         """The uuids of the workers that may still run ``task_type`` on the job.

@@ -3,6 +3,13 @@
 Each method validates its input first (bad input raises InvalidInput before
 any SQL), then runs one unit of work: its own transaction, or the caller's
 ``store.transaction()`` if one is open.
+
+The change feed hears of jobs stored (``job.stored``), deleted
+(``job.deleted``) and of status changes the raw saves make (``job.status``
+and ``task.status``, with no history entry: the status history is the
+state machine's). Writes that can make work claimable — a job stored or
+queued or resumed, its priority or tag changed, tasks added or requeued —
+announce it (:mod:`statestore.farm.enabling`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from uuid import UUID
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change, record
 from statestore.core.batches import chunks
 from statestore.core.dialect import facts_of
 from statestore.core.gc_pause import collection_paused, without_collection
@@ -26,7 +35,8 @@ from statestore.core.types import utcnow
 from statestore.core.validate import SMALLINT, aware_datetime, enum_value, integer, text, uuid_value
 from statestore.errors import InvalidInput, NotFound
 from statestore.farm.authored import encode_authored_job, encode_authored_tasks
-from statestore.farm.derived import copy_job_priority, copy_job_schedulable
+from statestore.farm.derived import copy_job_priority, copy_job_schedulable, schedulable
+from statestore.farm.enabling import WorkSignal, enable_work, write_enabling
 from statestore.farm.fields import activity_value
 from statestore.farm.job_queries import JobQueries
 from statestore.farm.job_tasks import (
@@ -40,7 +50,7 @@ from statestore.farm.lookups import load_job, tag_id_of
 from statestore.farm.records import AuthoredJob, AuthoredTask, Job, Task, TaskSummary
 from statestore.farm.rows import JOB_COLUMNS, job_from_row
 from statestore.farm.statuses import JobStatus, TaskStatus
-from statestore.farm.submission import add_tasks, store_authored
+from statestore.farm.submission import add_tasks, enables_work, store_authored
 from statestore.farm.tables import JOBS, LENGTHS, STATUS_HISTORY
 
 OFFLOAD_TASKS = 500
@@ -135,26 +145,53 @@ def save_job(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Job:
     return load_job(connection, uuid)
 
 
-def save_status(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Job:
+# The job's status, locked: what a status change or a deletion replaces is
+# what the change feed reports.
+_STATUS_LOCKED = select(JOBS.c.status).where(JOBS.c.uuid == bindparam("uuid")).with_for_update()
+
+
+def _status_locked(connection: Connection, uuid: UUID) -> str:
+    status = connection.execute(_STATUS_LOCKED, {"uuid": uuid}).scalar_one_or_none()
+    if status is None:
+        raise NotFound(f"job {uuid} not found")
+    return str(status)
+
+
+def save_status(connection: Connection, uuid: UUID, values: dict[str, Any], work: WorkSignal | None = None) -> Job:
     """The job's status (and activity), and whether its tasks may be handed
     out copied to them (the claim index's predicate): only the tasks whose
-    copy changes are written, none when the job stays active or queued."""
+    copy changes are written, none when the job stays active or queued.
+    A change of status goes to the feed (the activity, if given, as its
+    reason); one that lets the job's tasks be handed out again (queued,
+    resumed) announces work."""
+    old = _status_locked(connection, uuid)
     job = save_job(connection, uuid, values)
     copy_job_schedulable(connection, job.id, job.status.value)
+    if job.status.value != old:
+        reason = values.get("activity", "")
+        row = change(ChangeKind.JOB_STATUS, at=job.updated_at, job=uuid, old=old, new=job.status.value, reason=reason)
+        record(connection, [row])
+        if schedulable(job.status.value) and not schedulable(old):
+            enable_work(connection, work)
     return job
 
 
 def save_priority(connection: Connection, uuid: UUID, priority: int) -> Job:
-    """The job's priority, and its copy on every task (the claim index's order)."""
+    """The job's priority, and its copy on every task (the claim index's
+    order); announces work (the order of claims changes)."""
     job = save_job(connection, uuid, {"priority": priority, "updated_at": utcnow()})
     copy_job_priority(connection, job.id, priority)
+    enable_work(connection, None)
     return job
 
 
 def save_worker_tag(connection: Connection, uuid: UUID, tag: UUID | None) -> Job:
-    """Limit the job to workers with tag ``tag`` (None: any worker)."""
+    """Limit the job to workers with tag ``tag`` (None: any worker);
+    announces work (other workers may take its tasks now)."""
     tag_id = tag_id_of(connection, tag, f"job {uuid}")
-    return save_job(connection, uuid, {"worker_tag_id": tag_id, "updated_at": utcnow()})
+    job = save_job(connection, uuid, {"worker_tag_id": tag_id, "updated_at": utcnow()})
+    enable_work(connection, None)
+    return job
 
 
 def request_deletion(connection: Connection, uuid: UUID) -> Job:
@@ -183,10 +220,14 @@ _DELETE_HISTORY = delete(STATUS_HISTORY).where(
 def delete_job(connection: Connection, uuid: UUID) -> None:
     """Delete the job; its tasks, their dependencies and failure lists, its
     blocklist and last-rendered row go with it (ON DELETE CASCADE), and its
-    status history (which has no foreign key, see the table)."""
+    status history (which has no foreign key, see the table). The feed
+    gets ``job.deleted`` with the status the job had (its earlier changes
+    stay in the feed)."""
+    old = _status_locked(connection, uuid)
     connection.execute(_DELETE_HISTORY, {"uuid": uuid})
     if connection.execute(_DELETE_JOB, {"uuid": uuid}).rowcount == 0:
         raise NotFound(f"job {uuid} not found")
+    record(connection, [change(ChangeKind.JOB_DELETED, at=utcnow(), job=uuid, old=old)])
 
 
 def _uuid(uuid: object) -> UUID:
@@ -223,15 +264,18 @@ class Jobs(JobQueries):
         with collection_paused() if large else nullcontext():
             encoded = encode_authored_job(job)
         unit = partial(store_authored, job=encoded)
-        return await self._runner.write(without_collection(unit) if large else unit, offload=large)
+        stored = await self._runner.write(without_collection(unit) if large else unit, offload=large)
+        if enables_work(encoded):
+            self._runner.wakeups.work()
+        return stored
 
     async def add_tasks(self, job_uuid: UUID | str, tasks: Sequence[AuthoredTask]) -> builtins.list[Task]:
         """Append tasks to a stored job (Flamenco's StoreAuthoredJobTask);
         their dependencies may be the job's stored tasks or each other."""
         uuid = _uuid(job_uuid)
         encoded = encode_authored_tasks(tasks)
-        return await self._runner.write(
-            partial(add_tasks, job_uuid=uuid, tasks=encoded), offload=len(encoded.rows) > OFFLOAD_TASKS
+        return await write_enabling(
+            self._runner, partial(add_tasks, job_uuid=uuid, tasks=encoded), offload=len(encoded.rows) > OFFLOAD_TASKS
         )
 
     # -- reading -----------------------------------------------------------------
@@ -265,19 +309,23 @@ class Jobs(JobQueries):
         values: dict[str, Any] = {"status": enum_value(JobStatus, status, "job status").value, "updated_at": utcnow()}
         if activity is not None:
             values["activity"] = activity_value(activity, "job")
-        return await self._runner.write(partial(save_status, uuid=_uuid(uuid), values=values))
+        return await write_enabling(self._runner, partial(save_status, uuid=_uuid(uuid), values=values))
 
     async def save_priority(self, uuid: UUID | str, priority: int) -> Job:
         """Write the job's priority (and updated_at), copied to its tasks for
         the scheduler."""
         value = integer(priority, "job priority", SMALLINT)
-        return await self._runner.write(partial(save_priority, uuid=_uuid(uuid), priority=value))
+        job = await self._runner.write(partial(save_priority, uuid=_uuid(uuid), priority=value))
+        self._runner.wakeups.work()
+        return job
 
     async def save_worker_tag(self, uuid: UUID | str, tag: UUID | str | None) -> Job:
         """Limit the job to workers with tag ``tag``, or None for any worker
         (InvalidReference for an unknown tag)."""
         tag_uuid = None if tag is None else uuid_value(tag, "worker tag uuid")
-        return await self._runner.write(partial(save_worker_tag, uuid=_uuid(uuid), tag=tag_uuid))
+        job = await self._runner.write(partial(save_worker_tag, uuid=_uuid(uuid), tag=tag_uuid))
+        self._runner.wakeups.work()
+        return job
 
     async def save_storage_info(self, uuid: UUID | str, checkout_id: str) -> Job:
         """Write the job's storage checkout id. Like Flamenco, this does not
@@ -308,7 +356,7 @@ class Jobs(JobQueries):
     async def delete(self, uuid: UUID | str) -> None:
         """Delete the job with its tasks, their dependencies and failure
         lists, its blocklist and last-rendered mark (NotFound if missing)."""
-        await self._runner.write(partial(delete_job, uuid=_uuid(uuid)), single_statement=True)
+        await self._runner.write(partial(delete_job, uuid=_uuid(uuid)))
 
     # -- the job's tasks ---------------------------------------------------------
 
@@ -355,7 +403,7 @@ class Jobs(JobQueries):
             activity=activity_value(activity, "task"),
             from_statuses=from_statuses,
         )
-        return await self._runner.write(unit)
+        return await write_enabling(self._runner, unit)
 
     async def update_task_step_counts(self, uuid: UUID | str) -> Job:
         """Completed tasks: all steps done; queued tasks: none; then re-sum

@@ -11,6 +11,14 @@ rule that reads ("are all tasks completed?") and the write it decides are
 never split by another writer of the same job. Locks are taken in one order,
 jobs (by id) → tasks → workers, the order every state-machine call follows.
 
+Every status change is also appended to the change feed (``changes``, see
+:mod:`statestore.changes.recording`) by :meth:`Ripple.finish`, in the same
+transaction as the history; and a call whose changes can make work
+claimable — a task queued or soft-failed (a worker may claim it again), a
+job back to queued or active from a status whose tasks are not handed out,
+a completion that leaves a dependent with no pending dependency — announces
+it there (:mod:`statestore.farm.enabling`).
+
 The raw persistence calls (``tasks.save_status``, ``jobs.save_status``) do
 not take part: they write what they are told, as Flamenco's persistence
 layer does.
@@ -28,12 +36,15 @@ from sqlalchemy import bindparam, exists, func, insert, literal_column, select, 
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change, record
 from statestore.core.batches import chunks
 from statestore.core.types import utcnow
 from statestore.errors import Conflict, NotFound
 from statestore.farm.derived import copy_job_schedulable, lock_dependents, recount, recount_job, resum_steps
+from statestore.farm.enabling import WorkSignal, enable_work
 from statestore.farm.records import StatusChange
-from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.statuses import SCHEDULABLE_JOB_STATUSES, SCHEDULABLE_TASK_STATUSES, JobStatus, TaskStatus
 from statestore.farm.tables import BLOCKS, FAILURES, JOBS, LENGTHS, STATUS_HISTORY, TASKS
 from statestore.farm.transitions import is_allowed
 
@@ -136,6 +147,16 @@ def in_statuses(column: ColumnElement[Any], statuses: Iterable[TaskStatus | JobS
     return column.in_(written)
 
 
+# Whether any of the dependents (locked, just recounted) may be claimed now.
+_ANY_READY = select(
+    exists().where(
+        TASKS.c.id.in_(bindparam("ids", expanding=True)),
+        TASKS.c.pending_dependencies == 0,
+        in_statuses(TASKS.c.status, SCHEDULABLE_TASK_STATUSES),
+    )
+)
+
+
 def _cut(text: str, length: int = LENGTHS["activity"]) -> str:
     """Text built from a caller's reason, kept within its column."""
     return text if len(text) <= length else text[: length - 1] + "…"
@@ -168,7 +189,9 @@ class Ripple:
     """The status changes of one state-machine call, made in its transaction.
 
     Changes are collected as :class:`StatusChange` records and appended to
-    the history in one statement by :meth:`finish`.
+    the history and to the change feed by :meth:`finish`, which also
+    announces work if a change can make some claimable (``work`` then says
+    so to the repository, see :mod:`statestore.farm.enabling`).
     """
 
     connection: Connection
@@ -176,7 +199,10 @@ class Ripple:
     fail_percentage: int = DEFAULT_FAIL_PERCENTAGE
     now: datetime = field(default_factory=utcnow)
     changes: list[StatusChange] = field(default_factory=list)
+    work: WorkSignal | None = None
     _history: list[dict[str, Any]] = field(default_factory=list)
+    _feed: list[dict[str, Any]] = field(default_factory=list)
+    _enables_work: bool = False
     _jobs: dict[int, HeldJob] = field(default_factory=dict)
 
     # -- holding -------------------------------------------------------------------
@@ -266,6 +292,10 @@ class Ripple:
         self.connection.execute(update(TASKS).where(TASKS.c.id == task.id).values(**values))
         if dependents:
             recount(self.connection, dependents)
+            if status is _T.COMPLETED and not self._enables_work:
+                self._enables_work = self._any_ready(dependents)
+        if status in SCHEDULABLE_TASK_STATUSES and task.status not in SCHEDULABLE_TASK_STATUSES:
+            self._enables_work = True  # queued again, or soft-failed: another worker may take it
         if steps != task.steps_completed or crosses:
             # Written even when no step changes if the task crosses completed:
             # every state-machine change of a task's completion writes its
@@ -275,6 +305,11 @@ class Ripple:
         self._record(job, task.id, task.uuid, task.status, status, reason)
         self._after_task(job, status)
         return True
+
+    def _any_ready(self, task_ids: list[int]) -> bool:
+        """Whether a worker may claim one of ``task_ids`` now (their
+        dependencies allow it and their status does)."""
+        return any(self.connection.execute(_ANY_READY, {"ids": list(chunk)}).scalar() for chunk in chunks(task_ids))
 
     def tasks_to(
         self,
@@ -310,6 +345,8 @@ class Ripple:
             recount_job(self.connection, job.id)
         if reset_steps:
             resum_steps(self.connection, job.id)
+        if status in SCHEDULABLE_TASK_STATUSES:
+            self._enables_work = True
         for row in rows:
             uuid = row.uuid if isinstance(row.uuid, UUID) else UUID(str(row.uuid))
             self._record(job, int(row.id), uuid, TaskStatus(row.status), status, reason)
@@ -346,6 +383,8 @@ class Ripple:
             _SET_JOB, {"b_id": job.id, "b_status": status.value, "b_activity": activity, "b_now": self.now}
         )
         copy_job_schedulable(self.connection, job.id, status.value)
+        if status in SCHEDULABLE_JOB_STATUSES and job.status not in SCHEDULABLE_JOB_STATUSES:
+            self._enables_work = True  # its tasks may be handed out again (queued, resumed)
         self._record(job, None, None, job.status, status, reason)
         job.status = status
 
@@ -425,13 +464,19 @@ class Ripple:
             return None, ""
         return _J.PAUSED, "no more active tasks, the job is paused"
 
-    # -- history -------------------------------------------------------------------
+    # -- history and change feed ---------------------------------------------------
 
     def _record(
         self, job: HeldJob, task_id: int | None, task_uuid: UUID | None, old: str, new: str, reason: str
     ) -> None:
         reason = _cut(reason)
         self.changes.append(StatusChange(job.uuid, task_uuid, str(old), str(new), reason, self.who))
+        kind = ChangeKind.JOB_STATUS if task_uuid is None else ChangeKind.TASK_STATUS
+        self._feed.append(
+            change(
+                kind, at=self.now, job=job.uuid, task=task_uuid, old=str(old), new=str(new), reason=reason, who=self.who
+            )
+        )
         self._history.append(
             {
                 "job_id": job.id,
@@ -444,9 +489,20 @@ class Ripple:
             }
         )
 
+    def feed(self, row: dict[str, Any]) -> None:
+        """Append another change (a row of :func:`~statestore.changes.recording.change`)
+        to the feed, in order with the status changes."""
+        self._feed.append(row)
+
     def finish(self) -> tuple[StatusChange, ...]:
-        """Append the collected changes to the history; the changes, in order."""
+        """Append the collected changes to the history and to the change
+        feed, and announce work if they can make some claimable; the
+        changes, in order."""
         for chunk in chunks(self._history):
             self.connection.execute(insert(STATUS_HISTORY), list(chunk))
         self._history.clear()
+        record(self.connection, self._feed)
+        self._feed.clear()
+        if self._enables_work:
+            enable_work(self.connection, self.work)
         return tuple(self.changes)

@@ -43,6 +43,14 @@ on MariaDB the worker's active tasks are selected ``FOR UPDATE`` first, their
 jobs read, and the tasks updated by id — all in the one transaction. Two
 concurrent give-backs of one worker give each task back once: the second
 waits for the first's row locks and then finds the tasks no longer active.
+
+Give-backs and time-outs write no status history (that is the state
+machine's) but go to the change feed, in their transaction: each task
+given back (``task.status``, from active) and a worker timed out
+(``worker.status``, from the status it had). A task queued again is work
+for other workers: its transaction announces it, and the repository wakes
+this process's claim waiters after the commit (see
+:mod:`statestore.farm.enabling`).
 """
 
 from __future__ import annotations
@@ -55,12 +63,16 @@ from uuid import UUID
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change, record
 from statestore.core.batches import chunks
 from statestore.core.dialect import facts_of
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
-from statestore.core.validate import aware_datetime, text, uuid_value
+from statestore.core.validate import aware_datetime, seconds, text, uuid_value
 from statestore.farm.claim import CLAIMS
+from statestore.farm.claim_waiting import MOST_WAIT, claim_waiting
+from statestore.farm.enabling import enable_work
 from statestore.farm.fields import boolean
 from statestore.farm.lookups import worker_id_of
 from statestore.farm.records import GivenBack, ScheduledTask
@@ -96,6 +108,9 @@ _JOBS_BY_ID = select(JOBS.c.id, JOBS.c.uuid, JOBS.c.status).where(JOBS.c.id.in_(
 
 
 _BY_ID = TASKS.c.id.in_(bindparam("ids", expanding=True))
+
+
+_WORKER_STATUS_LOCKED = select(WORKERS.c.status).where(WORKERS.c.id == bindparam("id")).with_for_update()
 
 
 def _activity(status: TaskStatus, reason: str) -> str:
@@ -139,7 +154,30 @@ def _give_back(connection: Connection, worker_id: int, reason: str, now: datetim
             for chunk in chunks(task_ids):
                 connection.execute(by_id, {"ids": list(chunk)})
     given.sort(key=itemgetter(0))
-    return [record for _, record in given]
+    records = [given_back for _, given_back in given]
+    record(
+        connection,
+        [
+            change(
+                ChangeKind.TASK_STATUS,
+                at=now,
+                job=back.job_uuid,
+                task=back.task_uuid,
+                old=TaskStatus.ACTIVE.value,
+                new=back.status.value,
+                reason=reason,
+            )
+            for back in records
+        ],
+    )
+    if _requeued(records):
+        enable_work(connection, None)
+    return records
+
+
+def _requeued(given: list[GivenBack]) -> bool:
+    """Whether a task given back is queued (work for other workers), not paused."""
+    return any(back.status is TaskStatus.QUEUED for back in given)
 
 
 def requeue_tasks_of_worker(connection: Connection, worker_uuid: UUID, reason: str) -> list[GivenBack]:
@@ -159,6 +197,9 @@ def time_out_worker(
     its running task is not taken away.
     """
     worker_id = worker_id_of(connection, worker_uuid)
+    # Locked before the UPDATE (which would lock it anyway): the status it
+    # replaces is the one the change feed reports.
+    old = connection.execute(_WORKER_STATUS_LOCKED, {"id": worker_id}).scalar_one()
     statement = update(WORKERS).where(WORKERS.c.id == worker_id)
     if unseen_since is not None:
         statement = statement.where(
@@ -173,6 +214,9 @@ def time_out_worker(
     ).rowcount
     if not changed:
         return None
+    if old != WorkerStatus.ERROR.value:
+        timed_out = change(ChangeKind.WORKER_STATUS, at=now, worker=worker_uuid, old=old, new=WorkerStatus.ERROR.value)
+        record(connection, [timed_out])
     return _give_back(connection, worker_id, reason, now)
 
 
@@ -183,8 +227,17 @@ class Scheduler:
         self._runner = runner
         self._claim = CLAIMS[runner.facts.claim]
 
-    async def claim(self, worker: UUID | str, *, activate: bool = True) -> ScheduledTask | None:
+    async def claim(
+        self, worker: UUID | str, *, activate: bool = True, wait: float | None = None
+    ) -> ScheduledTask | None:
         """The task ``worker`` should run now, or None when there is none.
+
+        With ``wait`` (seconds, up to an hour) a claim that finds nothing
+        waits for a commit that can make work claimable — a job stored or
+        queued, a task requeued, a dependency completed, … — and claims
+        again, until a task comes or the time is up (None). Waiters of one
+        store are served longest waiting first; other processes' commits
+        wake them too (see :mod:`statestore.core.wakeups`).
 
         With ``activate`` (what a manager wants) the task is assigned, marked
         active and touched, and a queued job becomes active, all in the same
@@ -196,8 +249,13 @@ class Scheduler:
         """
         worker = uuid_value(worker, "worker")
         activate = boolean(activate, "activate")
-        now = utcnow()
-        unit = partial(self._claim.run, worker_uuid=worker, activate=activate, now=now)
+        waiting = None if wait is None else seconds(wait, "wait", MOST_WAIT)
+        if not waiting:
+            return await self._claim_once(worker, activate)
+        return await claim_waiting(self._runner.wakeups, partial(self._claim_once, worker, activate), waiting)
+
+    async def _claim_once(self, worker: UUID, activate: bool) -> ScheduledTask | None:
+        unit = partial(self._claim.run, worker_uuid=worker, activate=activate, now=utcnow())
         return await self._runner.write(unit, single_statement=self._claim.single_statement)
 
     async def requeue_tasks_of_worker(self, worker: UUID | str, reason: str) -> list[GivenBack]:
@@ -208,7 +266,10 @@ class Scheduler:
         unknown worker."""
         worker = uuid_value(worker, "worker")
         reason = text(reason, LENGTHS["activity"] // 2, "reason")
-        return await self._runner.write(partial(requeue_tasks_of_worker, worker_uuid=worker, reason=reason))
+        given_back = await self._runner.write(partial(requeue_tasks_of_worker, worker_uuid=worker, reason=reason))
+        if _requeued(given_back):
+            self._runner.wakeups.work()
+        return given_back
 
     async def time_out_worker(self, worker: UUID | str, reason: str = "the worker timed out") -> list[GivenBack]:
         """Flamenco's worker timeout: status ``error``, status request
@@ -218,6 +279,8 @@ class Scheduler:
         reason = text(reason, LENGTHS["activity"] // 2, "reason")
         given_back = await self._runner.write(partial(time_out_worker, worker_uuid=worker, reason=reason, now=utcnow()))
         assert given_back is not None  # unconditional without unseen_since
+        if _requeued(given_back):
+            self._runner.wakeups.work()
         return given_back
 
     async def time_out_workers(
@@ -240,4 +303,6 @@ class Scheduler:
             given_back = await self._runner.write(unit)
             if given_back is not None:
                 timed_out[worker.uuid] = given_back
+                if _requeued(given_back):
+                    self._runner.wakeups.work()
         return timed_out

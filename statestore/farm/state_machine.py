@@ -3,9 +3,12 @@
 Each call validates its input before any SQL, then runs one unit of work in
 which it locks what its rules decide about (the job's row first, see
 :mod:`statestore.farm.ripple`), changes statuses, follows the ripple from
-task to job and back, and appends every change to the status history. Any
-number of processes on any number of hosts may make these calls at once;
-there is no process-wide lock.
+task to job and back, and appends every change to the status history and
+to the change feed (a worker timed out too, as ``worker.status``). A call
+whose changes can make work claimable announces it in its transaction and
+wakes this process's claim waiters after the commit
+(:mod:`statestore.farm.enabling`). Any number of processes on any number of
+hosts may make these calls at once; there is no process-wide lock.
 
 The rules are those of Flamenco's ``task_state_machine`` and
 ``worker_task_updates.go`` (reference §3.3–3.7), with two corrections: a
@@ -29,11 +32,15 @@ from uuid import UUID
 from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Connection
 
+from statestore.changes.feed import ChangeFeed
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change
 from statestore.core.runner import Runner, to_its_end
 from statestore.core.types import utcnow
 from statestore.core.validate import INTEGER, aware_datetime, enum_value, integer, shown, text, uuid_value
 from statestore.errors import Conflict, InvalidInput, NotFound, StoreError
 from statestore.farm.completion import Completed, any_unfinished, complete_in_one_statement, settle_completed
+from statestore.farm.enabling import WorkSignal, write_enabling
 from statestore.farm.fields import activity_value
 from statestore.farm.jobs import delete_job, deletion_requested
 from statestore.farm.lookups import job_id_of, live_worker_id, worker_id_of
@@ -143,7 +150,7 @@ _TIME_OUT_WORKER = (
     )
 )
 
-_WORKER_UUID = select(WORKERS.c.uuid).where(WORKERS.c.id == bindparam("id"))
+_WORKER_LOCKED = select(WORKERS.c.uuid, WORKERS.c.status).where(WORKERS.c.id == bindparam("id")).with_for_update()
 
 _STUCK = select(JOBS.c.id).where(JOBS.c.status.in_([status.value for status in _STUCK_JOBS])).order_by(JOBS.c.id)
 
@@ -196,9 +203,15 @@ def _give_back_failed(ripple: Ripple, worker_id: int, job_id: int, reason: str) 
 
 
 def task_status_change(
-    connection: Connection, task_uuid: UUID, status: TaskStatus, reason: str, who: str, fail_percentage: int
+    connection: Connection,
+    task_uuid: UUID,
+    status: TaskStatus,
+    reason: str,
+    who: str,
+    fail_percentage: int,
+    work: WorkSignal | None = None,
 ) -> tuple[StatusChange, ...]:
-    ripple = Ripple(connection, who, fail_percentage)
+    ripple = Ripple(connection, who, fail_percentage, work=work)
     _, task = ripple.hold_task(task_uuid)
     activity = f'Changed to status "{status.value}" by {who}: {reason}'
     if ripple.task_to(task, status, reason, activity=activity) and status is TaskStatus.QUEUED:
@@ -208,9 +221,15 @@ def task_status_change(
 
 
 def job_status_change(
-    connection: Connection, job_uuid: UUID, status: JobStatus, reason: str, who: str, fail_percentage: int
+    connection: Connection,
+    job_uuid: UUID,
+    status: JobStatus,
+    reason: str,
+    who: str,
+    fail_percentage: int,
+    work: WorkSignal | None = None,
 ) -> tuple[StatusChange, ...]:
-    ripple = Ripple(connection, who, fail_percentage)
+    ripple = Ripple(connection, who, fail_percentage, work=work)
     job = ripple.hold_job(job_id_of(connection, job_uuid))
     if ripple.job_to(job, status, reason) and status is JobStatus.REQUEUEING:
         # Flamenco's web UI clears the job's failure lists and blocklist on a requeue (reference §3.5).
@@ -242,8 +261,9 @@ def worker_task_update(
     activity: str | None,
     steps_completed: int | None,
     failure: dict[str, int],
+    work: WorkSignal | None = None,
 ) -> tuple[StatusChange, ...]:
-    ripple = Ripple(connection, str(worker_uuid), failure["fail_percentage"])
+    ripple = Ripple(connection, str(worker_uuid), failure["fail_percentage"], work=work)
     task, worker_id = _reporting(ripple, worker_uuid, task_uuid)
     values: dict[str, Any] = {"last_touched_at": ripple.now, "updated_at": ripple.now}
     if activity is not None:
@@ -287,9 +307,14 @@ def _failed(
 
 
 def worker_task_failed(
-    connection: Connection, worker_uuid: UUID, task_uuid: UUID, reason: str, failure: dict[str, int]
+    connection: Connection,
+    worker_uuid: UUID,
+    task_uuid: UUID,
+    reason: str,
+    failure: dict[str, int],
+    work: WorkSignal | None = None,
 ) -> TaskFailed:
-    ripple = Ripple(connection, str(worker_uuid), failure["fail_percentage"])
+    ripple = Ripple(connection, str(worker_uuid), failure["fail_percentage"], work=work)
     task, worker_id = _reporting(ripple, worker_uuid, task_uuid)
     connection.execute(
         update(TASKS).where(TASKS.c.id == task.id).values(last_touched_at=ripple.now, updated_at=ripple.now)
@@ -299,26 +324,36 @@ def worker_task_failed(
 
 
 def requeue_active_tasks_of_worker(
-    connection: Connection, worker_uuid: UUID, reason: str, who: str
+    connection: Connection, worker_uuid: UUID, reason: str, who: str, work: WorkSignal | None = None
 ) -> tuple[list[GivenBack], tuple[StatusChange, ...]]:
-    ripple = Ripple(connection, who)
+    ripple = Ripple(connection, who, work=work)
     given = _give_back_active(ripple, worker_id_of(connection, worker_uuid), reason)
     return given, ripple.finish()
 
 
 def requeue_failed_tasks_of_worker_of_job(
-    connection: Connection, worker_uuid: UUID, job_uuid: UUID, reason: str, who: str
+    connection: Connection,
+    worker_uuid: UUID,
+    job_uuid: UUID,
+    reason: str,
+    who: str,
+    work: WorkSignal | None = None,
 ) -> tuple[list[GivenBack], tuple[StatusChange, ...]]:
-    ripple = Ripple(connection, who)
+    ripple = Ripple(connection, who, work=work)
     job_id = job_id_of(connection, job_uuid)
     given = _give_back_failed(ripple, worker_id_of(connection, worker_uuid), job_id, reason)
     return given, ripple.finish()
 
 
 def time_out(
-    connection: Connection, task_cutoff: datetime, worker_cutoff: datetime, now: datetime, fail_percentage: int
+    connection: Connection,
+    task_cutoff: datetime,
+    worker_cutoff: datetime,
+    now: datetime,
+    fail_percentage: int,
+    work: WorkSignal | None = None,
 ) -> TimeOutSweep:
-    ripple = Ripple(connection, HOUSEKEEPER, fail_percentage, now=now)
+    ripple = Ripple(connection, HOUSEKEEPER, fail_percentage, now=now, work=work)
     tasks = connection.execute(_TIMED_OUT_TASKS, {"task_cutoff": task_cutoff}).all()
     workers = list(connection.execute(_TIMED_OUT_WORKERS, {"worker_cutoff": worker_cutoff}).scalars())
     jobs = {int(row.job_id) for row in tasks}
@@ -340,15 +375,22 @@ def time_out(
     timed_out = []
     given: list[GivenBack] = []
     for worker_id in workers:
+        # Locked before the UPDATE (which would lock it anyway): the status it
+        # replaces is the one the change feed reports.
+        before = connection.execute(_WORKER_LOCKED, {"id": worker_id}).one()
         params = {"b_id": worker_id, "b_cutoff": worker_cutoff, "b_now": now}
         if connection.execute(_TIME_OUT_WORKER, params).rowcount:
-            timed_out.append(connection.execute(_WORKER_UUID, {"id": worker_id}).scalar_one())
+            timed_out.append(before.uuid)
+            worker_change = change(
+                ChangeKind.WORKER_STATUS, at=now, worker=before.uuid, old=before.status, new=WorkerStatus.ERROR.value
+            )
+            ripple.feed(worker_change)
             given.extend(_give_back_active(ripple, worker_id, "the worker timed out"))
     return TimeOutSweep(tuple(failed), tuple(timed_out), tuple(given), ripple.finish())
 
 
-def check_stuck(connection: Connection) -> tuple[StatusChange, ...]:
-    ripple = Ripple(connection, HOUSEKEEPER)
+def check_stuck(connection: Connection, work: WorkSignal | None = None) -> tuple[StatusChange, ...]:
+    ripple = Ripple(connection, HOUSEKEEPER, work=work)
     stuck = set(connection.execute(_STUCK).scalars())
     done = set(connection.execute(_DONE_BUT_OPEN).scalars())
     for job in ripple.hold_jobs(stuck | done):
@@ -406,7 +448,7 @@ class StateMachine:
             who=_who(who),
             fail_percentage=self._fail_percentage,
         )
-        return await self._runner.write(unit)
+        return await write_enabling(self._runner, unit)
 
     async def job_status_change(
         self, job: UUID | str, status: JobStatus | str, *, reason: str, who: str = MANAGER
@@ -426,7 +468,7 @@ class StateMachine:
             who=_who(who),
             fail_percentage=self._fail_percentage,
         )
-        return await self._runner.write(unit)
+        return await write_enabling(self._runner, unit)
 
     async def worker_task_update(
         self,
@@ -455,9 +497,9 @@ class StateMachine:
             steps_completed=None if steps_completed is None else integer(steps_completed, "steps_completed", _STEPS),
             failure=self._failure_settings(blocklist_threshold, fail_after_workers),
         )
-        if unit.keywords["status"] is TaskStatus.COMPLETED and self._runner.facts.completion_statement:
+        if unit.keywords["status"] is TaskStatus.COMPLETED and self._runner.facts.cte_writes:
             return await self._complete(unit)
-        return await self._runner.write(unit)
+        return await write_enabling(self._runner, unit)
 
     async def _complete(self, report: partial[tuple[StatusChange, ...]]) -> tuple[StatusChange, ...]:
         """A worker's completion in one statement where the dialect does it
@@ -474,7 +516,10 @@ class StateMachine:
         )
         completed = await self._runner.write(unit, single_statement=True)
         if completed is None:
-            return await self._runner.write(report)
+            return await write_enabling(self._runner, report)
+        if completed.work:
+            # A dependent may be claimed now: the statement notified other processes.
+            self._runner.wakeups.work()
         # Committed: the job's side runs to its end even if the caller is
         # cancelled meanwhile, so a cancelled completion never leaves a job
         # active with every task completed.
@@ -491,7 +536,7 @@ class StateMachine:
         settle = partial(
             settle_completed, job_id=completed.job_id, who=str(worker), fail_percentage=self._fail_percentage
         )
-        return (completed.change, *await self._runner.write(settle))
+        return (completed.change, *await write_enabling(self._runner, settle))
 
     async def worker_task_failed(
         self,
@@ -519,7 +564,7 @@ class StateMachine:
             reason=_reason(reason),
             failure=self._failure_settings(blocklist_threshold, fail_after_workers),
         )
-        return await self._runner.write(unit)
+        return await write_enabling(self._runner, unit)
 
     async def requeue_active_tasks_of_worker(
         self, worker: UUID | str, *, reason: str, who: str = MANAGER
@@ -535,7 +580,7 @@ class StateMachine:
             reason=_reason(reason),
             who=_who(who),
         )
-        given, _ = await self._runner.write(unit)
+        given, _ = await write_enabling(self._runner, unit)
         return given
 
     async def requeue_failed_tasks_of_worker_of_job(
@@ -550,7 +595,7 @@ class StateMachine:
             reason=_reason(reason),
             who=_who(who),
         )
-        given, _ = await self._runner.write(unit)
+        given, _ = await write_enabling(self._runner, unit)
         return given
 
     async def time_out(
@@ -573,7 +618,7 @@ class StateMachine:
             now=when,
             fail_percentage=self._fail_percentage,
         )
-        return await self._runner.write(unit)
+        return await write_enabling(self._runner, unit)
 
     async def check_stuck(self) -> tuple[StatusChange, ...]:
         """Re-apply the statuses cancel-requested, requeueing and
@@ -581,7 +626,7 @@ class StateMachine:
         complete the active or queued jobs whose tasks are all completed:
         after a crash, their ripple is finished. For a manager's start-up;
         the housekeeper runs it every round."""
-        return await self._runner.write(check_stuck)
+        return await write_enabling(self._runner, check_stuck)
 
     async def housekeeper(
         self,
@@ -589,10 +634,13 @@ class StateMachine:
         task_timeout: timedelta = timedelta(minutes=10),
         worker_timeout: timedelta = timedelta(minutes=1),
         interval: timedelta = timedelta(minutes=1),
+        change_retention: timedelta = timedelta(days=7),
     ) -> None:
         """Run until cancelled: every ``interval`` (the first round at once)
         :meth:`check_stuck`, a :meth:`time_out` sweep, the deletion of jobs
-        whose deletion was requested, and the sleep schedules due for a check.
+        whose deletion was requested, the sleep schedules due for a check,
+        and the purge of change-feed records older than ``change_retention``
+        (``store.changes.purge``).
 
         Several processes may run it at once: each step re-checks under
         locks, so nothing is done twice. An error in one round (the database
@@ -600,11 +648,14 @@ class StateMachine:
         task_timeout = _timeout(task_timeout, "task_timeout")
         worker_timeout = _timeout(worker_timeout, "worker_timeout")
         pause = _timeout(interval, "interval").total_seconds()
+        retention = _timeout(change_retention, "change_retention")
+        purge_changes = partial(ChangeFeed(self._runner).purge, older_than=retention)
         while True:
             await self._round(self.check_stuck)
             await self._round(partial(self.time_out, task_timeout=task_timeout, worker_timeout=worker_timeout))
             await self._round(self._delete_requested)
             await self._round(self._check_sleep_schedules)
+            await self._round(purge_changes)
             await asyncio.sleep(pause)
 
     async def _round(self, step: Any) -> None:

@@ -10,6 +10,11 @@ position — never a statement per task.
 ``updated_at`` has an ``onupdate`` default; statements that must not count as
 a change of the row (derived counters, Flamenco's storage info) set it to
 itself explicitly.
+
+A stored job is a change of the feed (``job.stored``, its status as
+``new``). A job stored, or tasks added to a job, whose tasks may be handed
+out at once (the job queued or active, a task with nothing pending)
+announces work in its transaction (:mod:`statestore.farm.enabling`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from uuid import UUID
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.engine import Connection
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change, record
 from statestore.core.batches import chunks
 from statestore.core.bulk_insert import BulkInsert
 from statestore.core.direct import DirectStatement
@@ -30,6 +37,7 @@ from statestore.core.types import utcnow
 from statestore.errors import InvalidReference, NotFound
 from statestore.farm.authored import EncodedJob, EncodedTasks, resolve_names
 from statestore.farm.derived import resum_steps, schedulable
+from statestore.farm.enabling import WorkSignal, enable_work
 from statestore.farm.lookups import tag_id_of
 from statestore.farm.records import Job, Task
 from statestore.farm.rows import job_from_row, task_from_row
@@ -181,8 +189,16 @@ def _insert_tasks(
     return shared, pending, ids
 
 
+def enables_work(job: EncodedJob) -> bool:
+    """Whether storing ``job`` makes work claimable: its status lets its
+    tasks be handed out and one of them depends on nothing."""
+    return schedulable(job.values["status"]) and any(not deps for deps in job.tasks.dependencies)
+
+
 def store_authored(connection: Connection, job: EncodedJob) -> Job:
-    """Flamenco's StoreAuthoredJob: the job, its tasks and their dependencies."""
+    """Flamenco's StoreAuthoredJob: the job, its tasks and their
+    dependencies; the feed's ``job.stored``; work announced if
+    :func:`enables_work` (the repository wakes this process's waiters)."""
     now = utcnow()
     values = job.values
     tag_id = tag_id_of(connection, job.worker_tag, f"job {values['name']!r}")
@@ -191,11 +207,17 @@ def store_authored(connection: Connection, job: EncodedJob) -> Job:
     assert inserted is not None
     job_id = int(inserted[0])
     _insert_tasks(connection, job_id, values["priority"], values["status"], job.tasks, 1, {}, now)
+    record(connection, [change(ChangeKind.JOB_STORED, at=now, job=values["uuid"], new=values["status"])])
+    if enables_work(job):
+        enable_work(connection, None)
     return job_from_row({**row, "id": job_id, "worker_tag_uuid": job.worker_tag})
 
 
-def add_tasks(connection: Connection, job_uuid: UUID, tasks: EncodedTasks) -> list[Task]:
-    """Flamenco's StoreAuthoredJobTask: append tasks to a stored job.
+def add_tasks(
+    connection: Connection, job_uuid: UUID, tasks: EncodedTasks, work: WorkSignal | None = None
+) -> list[Task]:
+    """Flamenco's StoreAuthoredJobTask: append tasks to a stored job; work
+    announced if one of them may be handed out at once.
 
     The job row is locked first, so concurrent appends number their tasks one
     after the other; stored dependencies are locked so their status cannot
@@ -220,9 +242,11 @@ def add_tasks(connection: Connection, job_uuid: UUID, tasks: EncodedTasks) -> li
                 if dep in tasks.outside and dep not in stored:
                     raise InvalidReference(f"task {row['name']!r}: dependency {dep} is not a task of job {job_uuid}")
     first_index = int(connection.execute(_LAST_INDEX, {"job_id": job_id}).scalar_one()) + 1
-    shared, _, ids = _insert_tasks(connection, job_id, job_priority, job.status, tasks, first_index, stored, now)
+    shared, pending, ids = _insert_tasks(connection, job_id, job_priority, job.status, tasks, first_index, stored, now)
     if not tasks.rows:
         return []
+    if shared["job_schedulable"] and 0 in pending:
+        enable_work(connection, work)
     if ids is None:
         uuids = [row["uuid"] for row in tasks.rows]
         ids = dict(zip(uuids, _new_task_ids(connection, job_id, first_index, len(uuids)), strict=True))

@@ -3,6 +3,11 @@
 :meth:`TaskFailures.record` does all the bookkeeping of one failure in one
 transaction (failure list, blocklist, workers left), counting the current
 failure once: Flamenco counts it twice and blocks a worker one failure early.
+
+Clearing failure lists gives workers back tasks they failed: a clear that
+removed something announces work in its transaction, and the repository
+wakes this process's claim waiters after the commit (see
+:mod:`statestore.farm.enabling`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from statestore.core.types import utcnow
 from statestore.core.validate import integer, uuid_value
 from statestore.errors import NotFound
 from statestore.farm.blocklist import block, left_to_run
+from statestore.farm.enabling import enable_work, notify_splits
 from statestore.farm.fields import task_type_value
 from statestore.farm.lookups import job_id_and_tag, live_worker_id
 from statestore.farm.records import FailureRecorded, Worker
@@ -99,13 +105,19 @@ def failed_workers(connection: Connection, task_uuid: UUID) -> list[Worker]:
 
 
 def clear_for_task(connection: Connection, task_uuid: UUID) -> int:
-    """Empty the task's failure list; how many entries went."""
-    return int(connection.execute(_CLEAR_TASK, {"task_uuid": task_uuid}).rowcount)
+    """Empty the task's failure list; how many entries went (work announced if any)."""
+    return _announced(connection, int(connection.execute(_CLEAR_TASK, {"task_uuid": task_uuid}).rowcount))
 
 
 def clear_for_job(connection: Connection, job_uuid: UUID) -> int:
-    """Empty the failure lists of every task of the job; how many entries went."""
-    return int(connection.execute(_CLEAR_JOB, {"job_uuid": job_uuid}).rowcount)
+    """Empty the failure lists of every task of the job; how many entries went (work announced if any)."""
+    return _announced(connection, int(connection.execute(_CLEAR_JOB, {"job_uuid": job_uuid}).rowcount))
+
+
+def _announced(connection: Connection, removed: int) -> int:
+    if removed:
+        enable_work(connection, None)
+    return removed
 
 
 _FAILURES_OF_WORKER = (
@@ -183,13 +195,19 @@ class TaskFailures:
         """Empty the task's failure list; returns how many entries were removed
         (0 for an unknown task)."""
         task = uuid_value(task_uuid, "task uuid")
-        return await self._runner.write(partial(clear_for_task, task_uuid=task), single_statement=True)
+        return await self._cleared(partial(clear_for_task, task_uuid=task))
 
     async def clear_for_job(self, job_uuid: UUID | str) -> int:
         """Empty the failure lists of all the job's tasks; returns how many
         entries were removed (0 for an unknown job)."""
         job = uuid_value(job_uuid, "job uuid")
-        return await self._runner.write(partial(clear_for_job, job_uuid=job), single_statement=True)
+        return await self._cleared(partial(clear_for_job, job_uuid=job))
+
+    async def _cleared(self, unit: partial[int]) -> int:
+        removed = await self._runner.write(unit, single_statement=not notify_splits(self._runner))
+        if removed:
+            self._runner.wakeups.work()
+        return removed
 
     async def record(
         self, task_uuid: UUID | str, worker_uuid: UUID | str, *, blocklist_threshold: int = 3

@@ -3,6 +3,12 @@
 Each method validates its input first (bad input raises InvalidInput before
 any SQL), then runs one unit of work: its own transaction, or the caller's
 ``store.transaction()`` if one is open.
+
+A save that changes a task's status writes no status history (that is the
+state machine's) but goes to the change feed (``task.status``); if it
+makes work claimable (the task queued or soft-failed again, or completed
+and a dependent left with nothing pending) it announces it
+(:mod:`statestore.farm.enabling`).
 """
 
 from __future__ import annotations
@@ -13,22 +19,26 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql import Select
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change, record
+from statestore.core.batches import chunks
 from statestore.core.direct import DirectStatement
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import INTEGER, SMALLINT, aware_datetime, enum_value, integer, shown, text, uuid_value
 from statestore.errors import InvalidInput, InvalidReference, NotFound
 from statestore.farm.derived import lock_dependents_of, recount, resum_steps
+from statestore.farm.enabling import WorkSignal, enable_work, write_enabling
 from statestore.farm.fields import activity_value, encode_commands, task_type_value
 from statestore.farm.listings import TaskListings
 from statestore.farm.lookups import LIVE, job_id_of, live_worker_id
 from statestore.farm.records import Task, TimedOutTask
 from statestore.farm.rows import task_from_row
-from statestore.farm.statuses import JobStatus, TaskStatus
+from statestore.farm.statuses import SCHEDULABLE_TASK_STATUSES, JobStatus, TaskStatus
 from statestore.farm.tables import DEPENDENCIES, JOBS, LENGTHS, TASKS, WORKERS
 
 _COLUMNS = (*TASKS.c, JOBS.c.uuid.label("job_uuid"), WORKERS.c.uuid.label("worker_uuid"))
@@ -193,16 +203,45 @@ _TOUCH = DirectStatement(
 )
 
 
-def save_task(connection: Connection, uuid: UUID, values: dict[str, Any], *, steps_changed: bool = False) -> Task:
+# The task's status, locked (after its dependents, the order of derived):
+# what a save replaces is what the change feed reports.
+_STATUS_LOCKED = select(TASKS.c.status).where(TASKS.c.uuid == bindparam("uuid")).with_for_update()
+
+
+_SCHEDULABLE = [status.value for status in SCHEDULABLE_TASK_STATUSES]
+
+
+# Whether any of the dependents (locked, just recounted) may be claimed now.
+_ANY_READY = select(
+    exists().where(
+        TASKS.c.id.in_(bindparam("ids", expanding=True)),
+        TASKS.c.pending_dependencies == 0,
+        TASKS.c.status.in_(_SCHEDULABLE),
+    )
+)
+
+
+def save_task(
+    connection: Connection,
+    uuid: UUID,
+    values: dict[str, Any],
+    *,
+    steps_changed: bool = False,
+    work: WorkSignal | None = None,
+) -> Task:
     """Write ``values`` (column → value) and ``updated_at`` to task ``uuid``.
 
-    With a ``status`` among the values the dependents are recounted; with
+    With a ``status`` among the values the dependents are recounted, a
+    change of status goes to the feed (the activity, if given, as its
+    reason) and work is announced if it makes some claimable; with
     ``steps_changed`` the job's step counters are re-summed.
     """
     # Dependents are locked before the change and recounted after it (see
     # readiness); the recount is right whatever the old status was.
     dependents = lock_dependents_of(connection, uuid) if "status" in values else []
-    statement = update(TASKS).where(TASKS.c.uuid == bindparam("b_uuid")).values(**values, updated_at=utcnow())
+    old = connection.execute(_STATUS_LOCKED, {"uuid": uuid}).scalar() if "status" in values else None
+    now = utcnow()
+    statement = update(TASKS).where(TASKS.c.uuid == bindparam("b_uuid")).values(**values, updated_at=now)
     if connection.execute(statement, {"b_uuid": uuid}).rowcount == 0:
         raise NotFound(f"task {uuid} not found")
     row = _task_row(connection, uuid)
@@ -210,7 +249,28 @@ def save_task(connection: Connection, uuid: UUID, values: dict[str, Any], *, ste
         recount(connection, dependents)
     if steps_changed:
         resum_steps(connection, row["job_id"])
+    new = values.get("status")
+    if old is not None and new != old:
+        reason = str(values.get("activity") or "")
+        record(
+            connection,
+            [change(ChangeKind.TASK_STATUS, at=now, job=row["job_uuid"], task=uuid, old=old, new=new, reason=reason)],
+        )
+        if _enables_work(connection, str(old), str(new), dependents):
+            enable_work(connection, work)
     return task_from_row(row)
+
+
+def _enables_work(connection: Connection, old: str, new: str, dependents: list[int]) -> bool:
+    """Whether a task's change from ``old`` to ``new`` can make work
+    claimable: it is queued or soft-failed again, or it completed and a
+    dependent may be claimed now."""
+    if new in _SCHEDULABLE:
+        return old not in _SCHEDULABLE
+    if new == TaskStatus.COMPLETED.value and dependents:
+        found = (connection.execute(_ANY_READY, {"ids": list(chunk)}).scalar() for chunk in chunks(dependents))
+        return any(found)
+    return False
 
 
 # A live worker, or the one the task already names even if soft-deleted since.
@@ -220,7 +280,13 @@ _WORKER_FOR_TASK = select(WORKERS.c.id).where(
 )
 
 
-def save_whole_task(connection: Connection, uuid: UUID, values: dict[str, Any], worker_uuid: UUID | None) -> Task:
+def save_whole_task(
+    connection: Connection,
+    uuid: UUID,
+    values: dict[str, Any],
+    worker_uuid: UUID | None,
+    work: WorkSignal | None = None,
+) -> Task:
     """Write ``values`` and the worker ``worker_uuid`` (None: unassigned) to
     task ``uuid``. The worker is resolved first, so an unknown or
     soft-deleted one is InvalidReference and nothing is written; the
@@ -230,7 +296,7 @@ def save_whole_task(connection: Connection, uuid: UUID, values: dict[str, Any], 
         worker_id = connection.execute(_WORKER_FOR_TASK, {"worker_uuid": worker_uuid, "uuid": uuid}).scalar()
         if worker_id is None:
             raise InvalidReference(f"task {uuid}: no worker {worker_uuid} found")
-    return save_task(connection, uuid, {**values, "worker_id": worker_id}, steps_changed=True)
+    return save_task(connection, uuid, {**values, "worker_id": worker_id}, steps_changed=True, work=work)
 
 
 def assign_to_worker(connection: Connection, uuid: UUID, worker_uuid: UUID) -> Task:
@@ -358,14 +424,14 @@ class Tasks(TaskListings):
         values = _task_values(task)
         worker = None if task.worker_uuid is None else _uuid(task.worker_uuid, f"task {shown(task.name)}.worker_uuid")
         unit = partial(save_whole_task, uuid=_uuid(task.uuid), values=values, worker_uuid=worker)
-        return await self._runner.write(unit)
+        return await write_enabling(self._runner, unit)
 
     async def save_status(self, uuid: UUID | str, status: TaskStatus, activity: str | None = None) -> Task:
         """Write the task's status (and activity, unless None)."""
         values: dict[str, Any] = {"status": _status(status)}
         if activity is not None:
             values["activity"] = activity_value(activity, "task")
-        return await self._runner.write(partial(save_task, uuid=_uuid(uuid), values=values))
+        return await write_enabling(self._runner, partial(save_task, uuid=_uuid(uuid), values=values))
 
     async def save_activity(self, uuid: UUID | str, activity: str) -> Task:
         """Write the task's activity only (its status is not saved)."""

@@ -2,6 +2,11 @@
 
 A job limited to a tag runs only on workers carrying that tag. Tags are
 listed in creation (id) order, which is what Flamenco's SQLite gives.
+
+Changing a worker's tags, or deleting a tag (its jobs become untagged), can
+give workers tasks they could not take before: those transactions announce
+work, and the repository wakes this process's claim waiters after the
+commit (see :mod:`statestore.farm.enabling`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from statestore.core.runner import Runner
 from statestore.core.types import utcnow
 from statestore.core.validate import shown, text, uuid_value
 from statestore.errors import InvalidInput, InvalidReference, NotFound
+from statestore.farm.enabling import enable_work, notify_splits
 from statestore.farm.fields import uuids
 from statestore.farm.lookups import LIVE, live_worker_id
 from statestore.farm.records import WorkerTag
@@ -117,9 +123,11 @@ def save_tag(connection: Connection, uuid: UUID, values: dict[str, Any]) -> Work
 
 
 def delete_tag(connection: Connection, uuid: UUID) -> None:
-    """Delete a tag; its memberships go with it and its jobs become untagged."""
+    """Delete a tag; its memberships go with it and its jobs become untagged
+    (work for any worker: announced)."""
     if connection.execute(_DELETE, {"uuid": uuid}).rowcount == 0:
         raise NotFound(f"worker tag {uuid} not found")
+    enable_work(connection, None)
 
 
 def set_worker_tags(connection: Connection, worker_uuid: UUID, tag_uuids: Sequence[UUID]) -> list[WorkerTag]:
@@ -141,6 +149,7 @@ def set_worker_tags(connection: Connection, worker_uuid: UUID, tag_uuids: Sequen
     connection.execute(_CLEAR_MEMBERSHIPS, {"worker_id": worker_id})
     if tags:
         connection.execute(insert(MEMBERSHIP), [{"worker_tag_id": tag.id, "worker_id": worker_id} for tag in tags])
+    enable_work(connection, None)  # the worker may take tasks of jobs it could not before
     return tags
 
 
@@ -198,7 +207,8 @@ class WorkerTags:
         """Delete tag ``uuid`` (NotFound if absent). Its memberships go with
         it, and jobs limited to it become untagged (runnable by any worker)."""
         key = uuid_value(uuid, "worker tag uuid")
-        await self._runner.write(partial(delete_tag, uuid=key), single_statement=True)
+        await self._runner.write(partial(delete_tag, uuid=key), single_statement=not notify_splits(self._runner))
+        self._runner.wakeups.work()
 
     async def set_worker_tags(
         self, worker_uuid: UUID | str, tag_uuids: Collection[UUID | str]
@@ -214,7 +224,9 @@ class WorkerTags:
         """
         worker = uuid_value(worker_uuid, "worker uuid")
         tags = uuids(tag_uuids, "tag uuids")
-        return await self._runner.write(partial(set_worker_tags, worker_uuid=worker, tag_uuids=tags))
+        tagged = await self._runner.write(partial(set_worker_tags, worker_uuid=worker, tag_uuids=tags))
+        self._runner.wakeups.work()
+        return tagged
 
     async def of_worker(self, worker_uuid: UUID | str) -> builtins.list[WorkerTag]:
         """The worker's tags in id order. NotFound for an unknown or

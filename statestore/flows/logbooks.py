@@ -4,12 +4,21 @@ A full logbook loads in three queries whatever its size (the book, its flow
 details, all their atoms); a page of full logbooks likewise. Saving upserts
 the book and its flow details and merges their atoms the way a flow detail
 update does, so stored children missing from the input are kept.
+
+Every write appends its changes (:mod:`statestore.changes`) in its own
+transaction, after its writes. A save appends a ``logbook.saved`` change,
+then a ``flow.state`` change for each flow detail inserted (old state None)
+or whose state changed — the stored flows are read locked before the upsert
+for their old states — then the atoms' ``atom.state`` changes
+(:func:`~statestore.flows.flow_details.merge_atoms`). Destroying a logbook,
+or clearing them all, appends a ``logbook.destroyed`` change for each
+logbook deleted (its flows and atoms go with it, unrecorded).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -17,6 +26,8 @@ from uuid import UUID
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection, RowMapping
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change, record
 from statestore.core.batches import chunks
 from statestore.core.dialect import facts_of
 from statestore.core.pages import (
@@ -43,6 +54,11 @@ from statestore.flows.tables import ATOMS, BOOKS, FLOWS
 __all__ = ["LogBooks", "clear_all", "destroy_book", "load_book", "page_books", "save_book"]
 
 _FLOWS_OF_BOOK = select(FLOWS).where(FLOWS.c.logbook_id == bindparam("book_id")).order_by(FLOWS.c.id)
+_FLOWS_BY_UUID_LOCKED = (
+    select(FLOWS.c.uuid, FLOWS.c.id, FLOWS.c.logbook_id, FLOWS.c.state)
+    .where(FLOWS.c.uuid.in_(bindparam("uuids", expanding=True)))
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE on PostgreSQL: what the upsert takes
+)
 _ATOMS_OF_BOOK = (
     select(ATOMS)
     .join(FLOWS, ATOMS.c.flow_detail_id == FLOWS.c.id)
@@ -97,6 +113,7 @@ def save_book(
     """Upsert a logbook, its flow details and their atoms; return it whole.
 
     Stored children missing from the input are kept: saving is a merge.
+    Appends the book's, flows' and atoms' changes (see the module docstring).
     """
     now = utcnow()
     facts = facts_of(connection)
@@ -104,37 +121,84 @@ def save_book(
         facts.upsert(BOOKS, "uuid", ["meta", "updated_at"]), {**book, "created_at": now, "updated_at": now}
     )
     book_id = connection.execute(select(BOOKS.c.id).where(BOOKS.c.uuid == book["uuid"])).scalar_one()
+    changes = [change(ChangeKind.LOGBOOK_SAVED, at=now, logbook=book["uuid"])]
     if flows:
+        flow_uuids = [values["uuid"] for values, _ in flows]
+        # The stored flows before the upsert, locked: their old states. A
+        # flow under another logbook is refused before anything is written
+        # to it (the upsert would change it there).
+        stored_flows: dict[UUID, RowMapping] = {}
+        for chunk in chunks(flow_uuids):
+            rows = connection.execute(_FLOWS_BY_UUID_LOCKED, {"uuids": list(chunk)}).mappings()
+            stored_flows.update((row["uuid"], row) for row in rows)
+        _refuse_foreign_flows(stored_flows.values(), book_id)
         flow_rows = [{**values, "logbook_id": book_id, "created_at": now, "updated_at": now} for values, _ in flows]
         connection.execute(facts.upsert(FLOWS, "uuid", ["state", "meta", "updated_at"]), flow_rows)
-        flow_ids: dict[UUID, int] = {}
-        for flow_uuid, flow_id, logbook_id in connection.execute(
-            select(FLOWS.c.uuid, FLOWS.c.id, FLOWS.c.logbook_id).where(
-                FLOWS.c.uuid.in_([values["uuid"] for values, _ in flows])
-            )
-        ):
-            if logbook_id != book_id:  # the upsert changed it there: all of this is rolled back
-                raise AlreadyExists(f"flow detail {flow_uuid} is stored under another logbook")
-            flow_ids[flow_uuid] = flow_id
+        flow_ids = {flow_uuid: row["id"] for flow_uuid, row in stored_flows.items()}
+        inserted = [flow_uuid for flow_uuid in flow_uuids if flow_uuid not in stored_flows]
+        for chunk in chunks(inserted):
+            new_rows = list(connection.execute(_FLOWS_BY_UUID_LOCKED, {"uuids": list(chunk)}).mappings())
+            # Inserted meanwhile by another transaction, under another
+            # logbook: the upsert changed it there, and all of this is rolled back.
+            _refuse_foreign_flows(new_rows, book_id)
+            flow_ids.update((row["uuid"], row["id"]) for row in new_rows)
+        for values, _ in flows:
+            stored_flow = stored_flows.get(values["uuid"])
+            old = None if stored_flow is None else stored_flow["state"]
+            if stored_flow is None or old != values["state"]:
+                changes.append(
+                    change(
+                        ChangeKind.FLOW_STATE,
+                        at=now,
+                        logbook=book["uuid"],
+                        flow=values["uuid"],
+                        old=old,
+                        new=values["state"],
+                    )
+                )
         given_atoms = [atom for _, atoms in flows for atom in atoms]
         stored: dict[UUID, RowMapping] = {}
         for chunk in chunks([atom["uuid"] for atom in given_atoms]):
             rows = connection.execute(select(ATOMS).where(ATOMS.c.uuid.in_(chunk)).with_for_update()).mappings()
             stored.update((row["uuid"], row) for row in rows)
         for values, atoms in flows:
-            merge_atoms(connection, flow_ids[values["uuid"]], stored, atoms, now)
+            merged = merge_atoms(
+                connection,
+                flow_ids[values["uuid"]],
+                stored,
+                atoms,
+                now,
+                flow_uuid=values["uuid"],
+                book_uuid=book["uuid"],
+            )
+            changes.extend(merged.changes)
+    record(connection, changes)
     return load_book(connection, book["uuid"], lazy=False)
 
 
+def _refuse_foreign_flows(rows: Iterable[RowMapping], book_id: int) -> None:
+    for row in rows:
+        if row["logbook_id"] != book_id:
+            raise AlreadyExists(f"flow detail {row['uuid']} is stored under another logbook")
+
+
 def destroy_book(connection: Connection, uuid: UUID) -> None:
-    """Delete a logbook; its flow and atom details go with it (cascade)."""
+    """Delete a logbook; its flow and atom details go with it (cascade).
+    Appends a ``logbook.destroyed`` change."""
+    now = utcnow()
     if connection.execute(delete(BOOKS).where(BOOKS.c.uuid == uuid)).rowcount == 0:
         raise NotFound(f"logbook {uuid} not found")
+    record(connection, [change(ChangeKind.LOGBOOK_DESTROYED, at=now, logbook=uuid)])
 
 
 def clear_all(connection: Connection) -> None:
-    """Delete every logbook, flow detail and atom detail."""
-    connection.execute(delete(BOOKS))
+    """Delete every logbook, flow detail and atom detail. Appends a
+    ``logbook.destroyed`` change for each logbook, as its own destroy would."""
+    now = utcnow()
+    # RETURNING (DELETE … RETURNING exists on all three), not a read first:
+    # exactly the books this statement deleted, whatever commits meanwhile.
+    gone = connection.execute(delete(BOOKS).returning(BOOKS.c.uuid)).scalars().all()
+    record(connection, [change(ChangeKind.LOGBOOK_DESTROYED, at=now, logbook=uuid) for uuid in gone])
 
 
 class LogBooks:
@@ -146,7 +210,9 @@ class LogBooks:
     async def save(self, book: LogBook) -> LogBook:
         """Upsert ``book`` with its flow details and atoms; return the stored
         book, complete. Children stored earlier but missing from ``book`` are
-        kept; a name is never changed by a save."""
+        kept; a name is never changed by a save. Appends a ``logbook.saved``
+        change, and the ``flow.state`` and ``atom.state`` changes of flows
+        and atoms inserted or whose state changed."""
         values = book_values(book)
         flows = [(flow_values(flow), [atom_values(atom) for atom in flow.atoms]) for flow in book.flows]
         distinct([flow for flow, _ in flows], "flow detail")
@@ -175,10 +241,12 @@ class LogBooks:
         return stream(lambda after: self._page(after, page_size, lazy))
 
     async def destroy(self, uuid: UUID | str) -> None:
-        """Delete logbook ``uuid`` with all its flow and atom details."""
+        """Delete logbook ``uuid`` with all its flow and atom details, and
+        append a ``logbook.destroyed`` change (two statements, one transaction)."""
         key = uuid_value(uuid, "logbook uuid")
-        await self._runner.write(partial(destroy_book, uuid=key), single_statement=True)
+        await self._runner.write(partial(destroy_book, uuid=key))
 
     async def clear(self) -> None:
-        """Delete every logbook, flow detail and atom detail."""
-        await self._runner.write(clear_all, single_statement=True)
+        """Delete every logbook, flow detail and atom detail, and append a
+        ``logbook.destroyed`` change for each logbook (one transaction)."""
+        await self._runner.write(clear_all)

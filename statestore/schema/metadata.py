@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from statestore.changes.tables import ChangeFeedRow, ChangeRow
 from statestore.core.base import Base
 from statestore.farm.tables import (
     JobBlockRow,
@@ -20,6 +21,8 @@ from statestore.flows.tables import AtomDetailRow, FlowDetailRow, LogBookRow
 __all__ = [
     "AtomDetailRow",
     "Base",
+    "ChangeFeedRow",
+    "ChangeRow",
     "FlowDetailRow",
     "JobBlockRow",
     "JobRow",

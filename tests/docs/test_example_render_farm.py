@@ -1,8 +1,11 @@
 """examples/render_farm.py is a smoke test of the farm model on the state
-machine: run on the default SQLite file (and on each server), every job is
-completed by the state machine, the task of the worker that dies mid-task is
-given back by the housekeeper's time-out and finished by another worker, and
-the flaky worker's failures are soft failures others make good."""
+machine, the waiting claim and the change feed: run on the default SQLite
+file (and on each server), the workers wait for work in
+``scheduler.claim(wait=…)``, the manager prints the jobs' progress from
+``store.changes()`` and stops when every job is completed by the state
+machine; the task of the worker that dies mid-task is given back by the
+housekeeper's time-out and finished by another worker, and the flaky
+worker's failures are soft failures others make good."""
 
 from __future__ import annotations
 
@@ -49,31 +52,46 @@ def test_render_farm_example_runs_every_job_to_completion(url_argument: list[str
     out = result.stdout
     lines = out.splitlines()
     assert lines[-1] == "all jobs completed"
-    for job in ("shot-010", "shot-020", "gpu-bake"):
-        assert any(line.startswith(f"{job}: completed after") for line in lines), out
 
-    # The doomed worker died holding a task; the housekeeper timed it out and gave the task back.
+    # The manager's progress, from the change feed in commit order: each job becomes active, each of its tasks
+    # is completed once (counted up to the job's total), after every task it depends on, and the job is
+    # completed after its last task.
+    for job, renders in (("shot-010", 12), ("shot-020", 6), ("gpu-bake", 5)):
+        total = renders + 2
+        active = lines.index(f"{job}: queued → active")
+        done = [
+            (i, m)
+            for i, line in enumerate(lines)
+            if (m := re.fullmatch(rf"  {job} (\S+) completed by \S+ \((\d+)/{total}\)", line))
+        ]
+        assert [int(m[2]) for _, m in done] == list(range(1, total + 1)), out
+        assert len({m[1] for _, m in done}) == total, out
+        assert [m[1] for _, m in done][-2:] == ["preview-video", "cleanup"], out
+        (completed,) = (
+            i for i, line in enumerate(lines) if re.fullmatch(rf"{job}: active → completed after \d+\.\d s", line)
+        )
+        assert active < done[0][0] < done[-1][0] < completed, out
+
+    # The doomed worker died holding a task; the housekeeper timed it out and gave the task back, as the feed
+    # shows live and the task's status history tells at the end; another worker finished it.
     (died,) = re.findall(r"^  doomed dies while running (\S+) (\S+) \(step 3 of 5\)$", out, flags=re.MULTILINE)
     job, task = died
-    assert "doomed is error: the housekeeper timed it out" in lines
-    assert "1 task given back by the housekeeper" in out
-    assert f"status history of {job}, a few lines:" in lines
-    history = lines[lines.index(f"status history of {job}, a few lines:") + 1 : -1]
-    of_task = [line for line in history if line.startswith(f"  {task}: ")]
-    given_back = of_task.index(f"  {task}: active → queued by housekeeper (the worker timed out)")
-    finished = re.fullmatch(rf"  {task}: active → completed by (\S+) \(done by \1\)", of_task[-1])
-    assert finished is not None, of_task
-    assert finished[1] != "doomed"
-    assert given_back < len(of_task) - 1
-    assert history[-1].startswith("  job: active → completed by ")
+    timed_out = lines.index("  doomed: awake → error")
+    given_back = lines.index(f"  {job} {task}: active → queued by housekeeper (the worker timed out)")
+    (finished,) = (i for i, line in enumerate(lines) if line.startswith(f"  {job} {task} completed by "))
+    finisher = lines[finished].split()[4]
+    assert timed_out < given_back < finished, out
+    assert finisher != "doomed"
+    history = lines[lines.index(f"status history of {job} {task}:") + 1 : -1]
+    assert history[:2] == [
+        "  queued → active by doomed (claimed by the worker)",
+        "  active → queued by housekeeper (the worker timed out)",
+    ], out
+    assert history[-1] == f"  active → completed by {finisher} (rendered)", out
 
-    # The flaky worker's failures soft-failed its tasks; the history records them, and others completed them.
-    assert re.search(r"^  flaky failed \S+ \S+: soft-failed$", out, flags=re.MULTILINE), out
-    soft = re.search(r"status history: (\d+) soft failures", out)
-    assert soft is not None
-    assert int(soft[1]) >= 1
-    # The history shown has one of them when flaky failed a task of that job.
-    for line in history:
-        if line.endswith("active → soft-failed by flaky (blender crashed)"):
-            soft_task = line.split(":")[0]
-            assert any(re.fullmatch(rf"{soft_task}: active → completed by (?!flaky)\S+ .*", h) for h in history)
+    # The flaky worker's failures soft-failed its tasks; other workers completed them later.
+    soft = re.findall(r"^  (\S+) (\S+): active → soft-failed by flaky \(blender crashed\)$", out, flags=re.MULTILINE)
+    assert soft, out
+    for job, task in soft:
+        failed = lines.index(f"  {job} {task}: active → soft-failed by flaky (blender crashed)")
+        assert any(re.fullmatch(rf"  {job} {task} completed by (?!flaky)\S+ .*", line) for line in lines[failed:]), out

@@ -15,9 +15,10 @@ The rules are Flamenco's (reference §5), made explicit:
    and makes a queued job active, in the same transaction — and appends
    those status changes to ``status_history`` there: the task's (reason
    "claimed by the worker") and, if the claim made its job active, the
-   job's ("a task became active"), ``who`` the worker's uuid. Returning the
-   worker's active task (rule 2) and a claim without ``activate`` change no
-   status and append nothing.
+   job's ("a task became active"), ``who`` the worker's uuid — and appends
+   the same changes to the change feed (``changes``, kinds ``task.status``
+   and ``job.status``). Returning the worker's active task (rule 2) and a
+   claim without ``activate`` change no status and append nothing.
 
 Candidates come from the partial index ``ix_tasks_claimable``, which holds only
 claimable tasks already in claim order, so the cost of a claim does not grow

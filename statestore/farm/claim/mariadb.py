@@ -29,7 +29,9 @@ entries are in commit order; across the tasks of a job (the state machine
 appends those holding the job's row, a claim does not) a claim's entry may
 commit after one with a larger cursor. ``status_history`` has no foreign key
 to check, so the INSERT does not wait for a state-machine call holding the
-job's row.
+job's row. The same changes go to the change feed (``changes``, by uuid: the
+claimed task's row, read back before the INSERTs, has both) right after;
+``changes`` has no foreign key either.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from sqlalchemy import bindparam, exists, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.recording import change, record
 from statestore.errors import NotFound
 from statestore.farm.claim.common import (
     CLAIMED_REASON,
@@ -203,6 +207,23 @@ def _history(
     return entries
 
 
+def _feed(task_uuid: UUID, job_uuid: UUID, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history entries of :func:`_history` as changes for the feed."""
+    return [
+        change(
+            ChangeKind.JOB_STATUS if entry["task_id"] is None else ChangeKind.TASK_STATUS,
+            at=entry["at"],
+            job=job_uuid,
+            task=None if entry["task_id"] is None else task_uuid,
+            old=entry["old_status"],
+            new=entry["new_status"],
+            reason=entry["reason"],
+            who=entry["who"],
+        )
+        for entry in history
+    ]
+
+
 def claim_mariadb(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
     """The claim as a few statements of one transaction (see the module doc)."""
     worker = connection.execute(_WORKER, {"worker_uuid": worker_uuid}).mappings().one_or_none()
@@ -225,12 +246,14 @@ def claim_mariadb(connection: Connection, worker_uuid: UUID, activate: bool, now
     task_id, job_id, old_status = candidate
     params = {"task_id": task_id, "worker_id": worker_id, "now": now, "job_id": job_id}
     connection.execute(_ASSIGN_AND_ACTIVATE if activate else _ASSIGN, params)
+    job_activated = False
     if activate:
         # rowcount counts matched rows (the dialect's FOUND_ROWS), and only a
         # queued job matches: 1 exactly when this claim made the job active.
         job_activated = connection.execute(_ACTIVATE_JOB, params).rowcount == 1
-        connection.execute(
-            insert(STATUS_HISTORY), _history(task_id, job_id, old_status, job_activated, worker_uuid, now)
-        )
     claimed = connection.execute(CLAIMED_TASK, params).mappings().one()
+    if activate:
+        history = _history(task_id, job_id, old_status, job_activated, worker_uuid, now)
+        connection.execute(insert(STATUS_HISTORY), history)
+        record(connection, _feed(claimed["uuid"], claimed["job_uuid"], history))
     return scheduled_from_row(claimed, worker_uuid, newly_claimed=True)

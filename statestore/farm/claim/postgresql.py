@@ -37,7 +37,11 @@ so the same transaction: the task's (queued or soft-failed → active, the old
 status as the candidate's locked row has it) and, only when ``job_activated``
 changed the job's row (its ``WHERE status = 'queued'`` held; its
 ``RETURNING`` says so, also after a re-check of a row another transaction
-changed meanwhile), the job's. ``who`` is the worker's uuid.
+changed meanwhile), the job's. ``who`` is the worker's uuid. The ``changed``
+CTE appends the same changes, by uuid, to the change feed (``changes``),
+with the statement's transaction id as ``tx`` (see
+:mod:`statestore.changes.tables`). A claim makes no work claimable, so it
+sends no wake-up.
 
 Cursor order: the state machine appends a job's entries holding the job's
 row ``FOR UPDATE`` (:mod:`statestore.farm.ripple`), so its calls' entries of
@@ -51,9 +55,9 @@ entries stay in commit order too. But across the tasks of one job a claim's
 task entry may commit after an entry with a larger cursor, so a reader that
 pages a job's history by cursor can pass it.
 
-The history adds no lock: ``status_history`` has no foreign key to check
-(see its table), so a claim never waits for a state-machine call holding
-the task's job.
+The history and the feed add no lock: neither ``status_history`` nor
+``changes`` has a foreign key to check (see their tables), so a claim never
+waits for a state-machine call holding the task's job.
 """
 
 from __future__ import annotations

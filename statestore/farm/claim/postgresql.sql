@@ -1,7 +1,8 @@
 -- The claim on PostgreSQL as one statement; see claim/postgresql.py for why it is shaped so.
 -- Parameters (bound by name): worker_uuid, now, activate. Columns: every column of tasks, then job_uuid,
 -- job_priority_now, job_type, newly_claimed, raced. With activate, the status changes it makes are
--- appended to status_history (history): nothing reads that CTE, PostgreSQL runs it to completion anyway.
+-- appended to status_history (history) and to the change feed (changed): nothing reads those CTEs,
+-- PostgreSQL runs data-modifying CTEs to completion anyway.
 WITH seen AS (
     -- The worker if it may get work, as the statement's snapshot has it, with its row version.
     SELECT id, xmin AS seen_version FROM workers
@@ -57,7 +58,7 @@ claimed AS (
 job_activated AS (
     UPDATE jobs SET status = 'active', updated_at = :now
     WHERE :activate AND status = 'queued' AND id IN (SELECT job_id FROM claimed)
-    RETURNING jobs.id
+    RETURNING jobs.id, jobs.uuid
 ),
 history AS (
     -- The task's change, then the job's. The job gets an entry only if this
@@ -69,6 +70,19 @@ history AS (
     WHERE :activate
     UNION ALL
     SELECT ja.id, NULL, 'queued', 'active', 'a task became active', CAST(w.uuid AS text), :now
+    FROM job_activated ja CROSS JOIN w
+),
+changed AS (
+    -- The same two changes, by uuid, for the change feed; tx is the writing transaction's id (the
+    -- feed's commit order, see changes/tables.py). The task's job is a primary-key probe.
+    INSERT INTO changes (tx, kind, job_uuid, task_uuid, old_value, new_value, reason, who, at)
+    SELECT CAST(CAST(pg_current_xact_id() AS text) AS bigint), 'task.status', j.uuid, c.uuid, cand.status,
+           'active', 'claimed by the worker', CAST(w.uuid AS text), :now
+    FROM claimed c JOIN candidate cand ON cand.id = c.id JOIN jobs j ON j.id = c.job_id CROSS JOIN w
+    WHERE :activate
+    UNION ALL
+    SELECT CAST(CAST(pg_current_xact_id() AS text) AS bigint), 'job.status', ja.uuid, NULL, 'queued',
+           'active', 'a task became active', CAST(w.uuid AS text), :now
     FROM job_activated ja CROSS JOIN w
 )
 SELECT c.*, j.uuid AS job_uuid, j.priority AS job_priority_now, j.job_type,

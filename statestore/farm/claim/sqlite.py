@@ -1,4 +1,4 @@
-"""The claim on SQLite: the rules of :mod:`statestore.farm.claim` in three statements (four with ``activate``).
+"""The claim on SQLite: the rules of :mod:`statestore.farm.claim` in three statements (five with ``activate``).
 
 The unit runs inline in the runner's ``BEGIN IMMEDIATE`` transaction (shared
 by group commit with the process's other writers), so claims are serialised
@@ -16,12 +16,12 @@ common path is three :class:`~statestore.core.direct.DirectStatement` calls:
 3. one ``UPDATE … RETURNING`` that assigns (and activates) the candidate and
    returns it with its job's uuid, priority and type;
 
-with ``activate``, before 3, one ``INSERT … SELECT`` that appends the status
-changes the claim is about to make to ``status_history`` (the task's, and the
-job's if it is queued: the old statuses are read there, in the same
-transaction, so they are the ones the UPDATEs then change); plus, when
-activating a task of a queued job, a primary-key UPDATE that makes the job
-active.
+with ``activate``, before 3, two ``INSERT … SELECT`` that append the status
+changes the claim is about to make to ``status_history`` and to the change
+feed (``changes``, by uuid): the task's, and the job's if it is queued (the
+old statuses are read there, in the same transaction, so they are the ones
+the UPDATEs then change); plus, when activating a task of a queued job, a
+primary-key UPDATE that makes the job active.
 
 The candidate's conditions repeat ``tables.CLAIMABLE`` literally: SQLite uses
 a partial index only when the query's WHERE contains the index's terms, and a
@@ -54,6 +54,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from statestore.changes.kinds import ChangeKind
+from statestore.changes.tables import CHANGES
 from statestore.core.direct import DirectStatement
 from statestore.core.types import UTCDateTime
 from statestore.errors import NotFound
@@ -165,6 +167,53 @@ def _history() -> DirectStatement:
 _HISTORY = _history()
 
 
+def _feed() -> DirectStatement:
+    """The claim's changes for the change feed, as :func:`_history` reads
+    them, by uuid; ``tx`` 0 (SQLite's, see ``DialectFacts.change_tx``),
+    written into the SQL: a DirectStatement binds only named parameters."""
+    task_id = bindparam("task_id", type_=Integer())
+    who = bindparam("who", type_=String())
+    now = bindparam("now", type_=UTCDateTime())
+    active = _quoted(TaskStatus.ACTIVE.value)
+    tx: ColumnElement[Any] = literal_column("0")
+    source = TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id)
+    task_entry = (
+        select(
+            tx,
+            _quoted(ChangeKind.TASK_STATUS.value),
+            JOBS.c.uuid,
+            TASKS.c.uuid,
+            TASKS.c.status,
+            active,
+            _quoted(CLAIMED_REASON),
+            who,
+            now,
+        )
+        .select_from(source)
+        .where(TASKS.c.id == task_id)
+    )
+    job_entry = (
+        select(
+            tx,
+            _quoted(ChangeKind.JOB_STATUS.value),
+            JOBS.c.uuid,
+            null(),
+            JOBS.c.status,
+            active,
+            _quoted(JOB_ACTIVATED_REASON),
+            who,
+            now,
+        )
+        .select_from(source)
+        .where(TASKS.c.id == task_id, JOBS.c.status == _quoted(JobStatus.QUEUED.value))
+    )
+    columns = ["tx", "kind", "job_uuid", "task_uuid", "old_value", "new_value", "reason", "who", "at"]
+    return DirectStatement(insert(CHANGES).from_select(columns, union_all(task_entry, job_entry)))
+
+
+_FEED = _feed()
+
+
 _SEEN = DirectStatement(
     update(WORKERS)
     .where(WORKERS.c.id == bindparam("worker_id"))
@@ -176,7 +225,7 @@ _COLUMNS = [*(column.name for column in TASKS.c), "job_uuid", "job_priority_now"
 
 
 def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now: datetime) -> ScheduledTask | None:
-    """Claim in three statements (four with ``activate``, five when a queued
+    """Claim in three statements (five with ``activate``, six when a queued
     job becomes active; one when the worker may get no work)."""
     found = LOOKUP.execute(connection, {"worker_uuid": worker_uuid}).rows
     if not found:
@@ -192,7 +241,9 @@ def claim_sqlite(connection: Connection, worker_uuid: UUID, activate: bool, now:
         return None
     params = {"task_id": candidate_id, "worker_id": worker_id, "now": now}
     if activate:
-        _HISTORY.execute(connection, {"task_id": candidate_id, "who": str(worker_uuid), "now": now})
+        entries = {"task_id": candidate_id, "who": str(worker_uuid), "now": now}
+        _HISTORY.execute(connection, entries)
+        _FEED.execute(connection, entries)
     rows = (_ASSIGN_AND_ACTIVATE if activate else _ASSIGN_ONLY).execute(connection, params).rows
     row = dict(zip(_COLUMNS, rows[0], strict=True))
     if activate and row["job_status"] == JobStatus.QUEUED.value:

@@ -5,8 +5,16 @@ one statement in autocommit (``postgresql.sql``): the task is active on this
 worker and its job is active. That statement locks the job's row first, as
 every state-machine call does, completes the task (steps done, touched),
 takes one off each dependent's count of pending dependencies, marks the
-worker seen, adds the task's steps to the job's and appends the history
-entry. No lock outlives the statement.
+worker seen, adds the task's steps to the job's, and appends the change to
+the status history and to the change feed (``changes``). No lock outlives
+the statement.
+
+If a dependent is left with no pending dependency (and may be claimed), the
+statement also NOTIFYs claim waiters of other processes (delivered at its
+commit; see :mod:`statestore.core.wakeups`) and says so (``work``), and the
+caller wakes this process's waiters. Only then: a NOTIFY takes a
+database-wide lock at commit, and most completions (of tasks nothing
+depends on, or on which a dependent still waits for others) enable nothing.
 
 Only the job's completion can follow (the statement runs only for an
 active job, read under its lock, so a pause or cancel is never missed: a
@@ -42,6 +50,7 @@ from sqlalchemy.engine import Connection
 
 from statestore.core.direct import DirectStatement
 from statestore.core.types import UTCDateTime
+from statestore.farm.enabling import WorkSignal
 from statestore.farm.records import StatusChange
 from statestore.farm.ripple import Ripple, in_statuses
 from statestore.farm.statuses import TaskStatus
@@ -68,6 +77,7 @@ _COMPLETE = DirectStatement(
         column("job_uuid", Uuid()),
         column("exact", Boolean()),
         column("all_done", Boolean()),
+        column("work", Boolean()),
     )
 )
 
@@ -82,6 +92,9 @@ class Completed(NamedTuple):
     snapshot and its lock: ``all_done`` is the truth."""
     all_done: bool
     """No other task of the job was unfinished in the statement's snapshot."""
+    work: bool
+    """A dependent may be claimed now; the statement has notified other
+    processes' claim waiters, this process's are the caller's to wake."""
 
 
 _UNFINISHED = select(
@@ -123,16 +136,19 @@ def complete_in_one_statement(
     rows = _COMPLETE.execute(connection, params).rows
     if not rows:
         return None
-    _, job_id, job_uuid, exact, all_done = rows[0]
+    _, job_id, job_uuid, exact, all_done, work = rows[0]
     job_uuid = job_uuid if isinstance(job_uuid, UUID) else UUID(str(job_uuid))
     change = StatusChange(job_uuid, task_uuid, TaskStatus.ACTIVE.value, TaskStatus.COMPLETED.value, reason, who)
-    return Completed(change, int(job_id), bool(exact), bool(all_done))
+    return Completed(change, int(job_id), bool(exact), bool(all_done), bool(work))
 
 
-def settle_completed(connection: Connection, job_id: int, who: str, fail_percentage: int) -> tuple[StatusChange, ...]:
+def settle_completed(
+    connection: Connection, job_id: int, who: str, fail_percentage: int, work: WorkSignal | None = None
+) -> tuple[StatusChange, ...]:
     """Hold the job and apply what a task's completion does to it, as the
     state machine's own transaction would have (the job completes when
-    every task is, a pause-requested job with nothing active pauses, …)."""
-    ripple = Ripple(connection, who, fail_percentage)
+    every task is, a pause-requested job with nothing active pauses, …),
+    its changes appended to the history and the change feed."""
+    ripple = Ripple(connection, who, fail_percentage, work=work)
     ripple.settle(ripple.hold_job(job_id), TaskStatus.COMPLETED)
     return ripple.finish()

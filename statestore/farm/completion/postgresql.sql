@@ -1,7 +1,9 @@
 -- A worker completes its active task, on PostgreSQL, as one statement; see farm/completion/__init__.py.
 -- Parameters (bound by name): task_uuid, worker_uuid, now, activity (NULL keeps the task's), reason, who.
--- One row when the task was completed: task_id, job_id, job_uuid, exact, all_done. No row when it was
--- not (not active on this worker, or its job not active): the caller runs the state machine's transaction.
+-- One row when the task was completed: task_id, job_id, job_uuid, exact, all_done, work. No row when it
+-- was not (not active on this worker, or its job not active): the caller runs the state machine's
+-- transaction. The change is appended to status_history (history) and to the change feed (changed); a
+-- dependent left with nothing pending is announced on channel statestore_work (woken).
 WITH seen_job AS (
     -- The task's job as the statement's snapshot has it, with its row version.
     SELECT j.id, j.xmin AS seen_version FROM jobs j
@@ -39,7 +41,7 @@ dependents AS (
     UPDATE tasks SET pending_dependencies = GREATEST(tasks.pending_dependencies - 1, 0)
     FROM task_dependencies d JOIN done ON d.dependency_id = done.id
     WHERE tasks.id = d.task_id
-    RETURNING tasks.id
+    RETURNING tasks.id, tasks.pending_dependencies, tasks.status
 ),
 seen AS (
     UPDATE workers SET last_seen_at = :now
@@ -58,6 +60,21 @@ job_steps AS (
 history AS (
     INSERT INTO status_history (job_id, task_id, old_status, new_status, reason, who, at)
     SELECT done.job_id, done.id, 'active', 'completed', :reason, :who, :now FROM done
+),
+changed AS (
+    -- tx: the writing transaction's id, the feed's commit order (see changes/tables.py).
+    INSERT INTO changes (tx, kind, job_uuid, task_uuid, old_value, new_value, reason, who, at)
+    SELECT CAST(CAST(pg_current_xact_id() AS text) AS bigint), 'task.status', job.uuid, :task_uuid,
+           'active', 'completed', :reason, :who, :now
+    FROM done CROSS JOIN job
+),
+woken AS (
+    -- Wake claim waiters (at commit) only if a dependent may be claimed now: a NOTIFY takes a
+    -- database-wide lock at commit, which most completions (of leaf tasks) need not pay for. Not a
+    -- data-modifying CTE, so it runs only because the final SELECT reads it.
+    SELECT pg_notify('statestore_work', '') FROM dependents
+    WHERE pending_dependencies = 0 AND status IN ('queued', 'soft-failed')
+    LIMIT 1
 )
 SELECT task.id AS task_id, job.id AS job_id, job.uuid AS job_uuid,
        -- No state-machine writer of the job committed since the snapshot (they all hold the
@@ -67,5 +84,6 @@ SELECT task.id AS task_id, job.id AS job_id, job.uuid AS job_uuid,
            SELECT 1 FROM tasks o
            WHERE o.job_id = task.job_id AND o.id <> task.id
              AND o.status IN ('active', 'queued', 'soft-failed', 'paused', 'failed', 'canceled')
-       ) AS all_done
+       ) AS all_done,
+       EXISTS (SELECT 1 FROM woken) AS work
 FROM task CROSS JOIN job CROSS JOIN seen_job
