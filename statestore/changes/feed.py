@@ -164,10 +164,15 @@ def read_page(
     flow: UUID | None,
     limit: int,
     resumed: bool,
-) -> list[Change]:
-    """The changes after ``position``, in order; CursorExpired if a purge
-    passed it and the reader ``resumed`` from a cursor (reading from the
-    start reads what is kept)."""
+) -> tuple[list[Change], _Position]:
+    """The changes after ``position``, in order, and where the next page
+    starts; CursorExpired if a purge passed ``position`` and the reader
+    ``resumed`` from a cursor (reading from the start reads what is kept).
+
+    With a filter, a page that is not full has looked at every change
+    readable in this snapshot: the next page starts after the newest of
+    them, matched or not, so a follower of a quiet job neither rescans the
+    other jobs' changes at every poll nor falls behind the purge."""
     mark = _purged(connection)
     if resumed and position < mark:
         raise CursorExpired(
@@ -183,7 +188,14 @@ def read_page(
         "limit": limit,
         "offset": 0,
     }
-    return [_change(row) for row in statement.execute(connection, params).rows]
+    changes = [_change(row) for row in statement.execute(connection, params).rows]
+    if changes:
+        last = position_of(changes[-1].cursor)
+        if len(changes) == limit or not (kinds or job or flow):
+            return changes, last
+    elif not (kinds or job or flow):
+        return changes, position
+    return changes, max(position, latest_position(connection))
 
 
 _UNNUMBERED = select(_C.c.id).where(_C.c.tx.is_(None)).limit(1)
@@ -289,13 +301,14 @@ class ChangeFeed:
             while True:
                 if numbered and await runner.read(any_unnumbered, single_statement=True):
                     await runner.write(number_changes)
-                page = await runner.read(
+                page, after = await runner.read(
                     partial(read_page, position=position, kinds=kinds, job=job, flow=flow, limit=BATCH, resumed=resumed)
                 )
                 for change in page:
                     yield change
+                if after != position:
+                    position, resumed = after, True
                 if page:
-                    position, resumed = position_of(page[-1].cursor), True
                     idle = _FOLLOW_FIRST
                     if len(page) == BATCH:
                         continue
@@ -305,6 +318,7 @@ class ChangeFeed:
                 # file), nothing is missed by sleeping until woken; elsewhere re-read on an interval.
                 hears_all = runner.facts.wakeups == "data_version" and wakeups.listening
                 woken = await follower.wait(1.0 if hears_all else idle)
+                wakeups.check_open()
                 idle = _FOLLOW_FIRST if woken else min(idle * 2, _FOLLOW_MOST)
 
     async def cursor(self) -> str:
@@ -322,7 +336,10 @@ class ChangeFeed:
         refused (CursorExpired). Returns how many were deleted."""
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise InvalidInput(f"older_than: expected a non-negative timedelta, got {shown(older_than)}")
-        before: datetime = utcnow() - older_than
+        try:
+            before: datetime = utcnow() - older_than
+        except OverflowError:
+            raise InvalidInput(f"older_than: {shown(older_than)} reaches before the year 1") from None
         total = 0
         while True:
             deleted = await self._runner.write(partial(purge_chunk, before=before, limit=BATCH))

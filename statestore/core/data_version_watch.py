@@ -26,11 +26,10 @@ sleepers directly: no watcher.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from typing import Final
-
-from sqlalchemy.engine import Engine
 
 from statestore.core.wakeups import Watch
 
@@ -41,14 +40,18 @@ INTERVAL_QUIET: Final = 0.05
 _BUSY_FOR: Final = 1.0
 
 
-def data_version_watch(engine: Engine, foreign_version: Callable[[], int | None]) -> Watch:
-    """A watcher reading ``PRAGMA data_version`` on a connection of
-    ``engine``; ``foreign_version`` is the writer's (None while it is busy)."""
+def data_version_watch(path: Callable[[], str | None], foreign_version: Callable[[], int | None]) -> Watch:
+    """A watcher reading ``PRAGMA data_version`` on a connection of its own
+    to the database file at ``path()`` — not one of the store's pool, whose
+    check-out could block the event loop while the pool is busy;
+    ``foreign_version`` is the writer's (None while it is busy)."""
 
     async def watch(ready: asyncio.Event, seen: Callable[[], None]) -> None:
-        with engine.connect() as connection:
-            driver = connection.connection.driver_connection
-            assert isinstance(driver, sqlite3.Connection)
+        where = path()
+        while where is None:  # a temporary database: nobody else can commit to it
+            ready.set()
+            await asyncio.Event().wait()
+        with contextlib.closing(sqlite3.connect(where, isolation_level=None)) as driver:
             version = driver.execute("PRAGMA data_version").fetchone()
             foreign = foreign_version()
             ready.set()

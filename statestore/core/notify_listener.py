@@ -31,16 +31,17 @@ def listener(connect: Callable[[], Awaitable[AsyncConnection]]) -> Watch:
     async def watch(ready: asyncio.Event, seen: Callable[[], None]) -> None:
         connection = await connect()
         lost = asyncio.Event()
+        driver: Any = None
+
+        def heard(*_: object) -> None:
+            seen()
+
+        def closed(*_: object) -> None:
+            lost.set()
+
         try:
             raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection
-
-            def heard(*_: object) -> None:
-                seen()
-
-            def closed(*_: object) -> None:
-                lost.set()
-
+            driver = raw.driver_connection
             driver.add_termination_listener(closed)
             await driver.add_listener(WORK_CHANNEL, heard)
             ready.set()
@@ -52,10 +53,23 @@ def listener(connect: Callable[[], Awaitable[AsyncConnection]]) -> Watch:
                     await asyncio.wait_for(driver.execute("SELECT 1"), PING_EVERY)
         finally:
             ready.clear()
-            if lost.is_set():
-                with contextlib.suppress(Exception):
-                    await connection.invalidate()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(connection.close())
+            # Back to the pool only if it stops listening (UNLISTEN); otherwise it is discarded, so
+            # no pooled connection keeps a callback of this store or the channel.
+            if driver is not None:
+                driver.remove_termination_listener(closed)
+            await asyncio.shield(_release(connection, driver if not lost.is_set() else None, heard))
 
     return watch
+
+
+async def _release(connection: AsyncConnection, driver: Any, heard: Callable[..., None]) -> None:
+    if driver is not None:
+        try:
+            await asyncio.wait_for(driver.remove_listener(WORK_CHANNEL, heard), PING_EVERY)
+        except Exception:
+            driver = None
+    if driver is None:
+        with contextlib.suppress(Exception):
+            await connection.invalidate()
+    with contextlib.suppress(Exception):
+        await connection.close()

@@ -305,12 +305,15 @@ class ServerRunner:
         if joined_transaction is not None:
             return await joined_transaction.run(unit)
         if single_statement:
-            return await _attempts(lambda progress: self._held.run(unit, progress), idempotent=False, autocommit=True)
-        return await _attempts(
-            lambda progress: self._pooled(self._engine, transact(unit, progress), progress),
-            idempotent=False,
-            autocommit=False,
-        )
+            result = await _attempts(lambda progress: self._held.run(unit, progress), idempotent=False, autocommit=True)
+        else:
+            result = await _attempts(
+                lambda progress: self._pooled(self._engine, transact(unit, progress), progress),
+                idempotent=False,
+                autocommit=False,
+            )
+        self.wakeups.changed()  # committed: it may have written changes someone follows
+        return result
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[ActiveTransaction]:

@@ -31,6 +31,7 @@ from statestore.core.sqlite_transactions import (
     transact,
 )
 from statestore.core.sqlite_wal import WalKeeper
+from statestore.core.wakeups import Wakeups
 
 __all__ = ["GroupCommit"]
 
@@ -43,6 +44,7 @@ class GroupCommit(WriteTurns):
     _flusher: asyncio.Task[None] | None
     _claims: Any
     _wal: WalKeeper
+    wakeups: Wakeups
 
     # Provided by the runner.
     def _write_lock(self) -> asyncio.Lock:
@@ -69,10 +71,12 @@ class GroupCommit(WriteTurns):
             self._flush_scheduled = True
             loop.call_soon(self._flush_soon)
         try:
-            return cast(T, await queued.future)
+            result = cast(T, await queued.future)
         except asyncio.CancelledError:
             await self._forget(queued)
             raise
+        self.wakeups.changed()  # committed: it may have written changes someone follows
+        return result
 
     async def _forget(self, queued: Queued) -> None:
         """Its caller was cancelled: a unit whose transaction has not begun

@@ -115,7 +115,7 @@ class SqliteRunner(GroupCommit):
         self._database_path: str | None = None
         self._lock_file: LockFile | None = None
         # A database in memory is this process's alone: its commits wake sleepers directly.
-        self.wakeups = Wakeups(None if self._memory else data_version_watch(self._engine, self._foreign_version))
+        self.wakeups = Wakeups(None if self._memory else data_version_watch(self._file_path, self._foreign_version))
 
     @property
     def dialect(self) -> Dialect:
@@ -156,6 +156,11 @@ class SqliteRunner(GroupCommit):
                 self._lock_file = LockFile(f"{path}-lock")
             except OSError:  # a read-only directory: SQLite's lock alone orders writers
                 self._lock_file = None
+
+    def _file_path(self) -> str | None:
+        """The database file's path (None for a temporary database)."""
+        self._writer_connection()
+        return self._database_path
 
     def _foreign_version(self) -> int | None:
         """``PRAGMA data_version`` of the writer connection — it changes

@@ -42,6 +42,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from statestore.core.dialect import facts_of
+from statestore.errors import Unavailable
 
 __all__ = ["WORK_CHANNEL", "Follower", "Turn", "Wakeups", "Watch", "announce_work"]
 
@@ -78,12 +79,16 @@ def announce_work(connection: Connection) -> None:
 class Turn:
     """A claim waiter's place in the queue (see :meth:`Wakeups.waiting`)."""
 
-    __slots__ = ("_event", "_owner", "_poll")
+    __slots__ = ("_event", "_owner", "_poll", "claimed_task", "woken_claiming")
 
     def __init__(self, owner: Wakeups) -> None:
         self._owner = owner
         self._event = asyncio.Event()
         self._poll = POLL_FIRST
+        self.woken_claiming = False
+        """Woken, and claiming: a further wake-up goes to it (it claims
+        again), not to another waiter."""
+        self.claimed_task = False
 
     def wake(self) -> None:
         self._event.set()
@@ -93,17 +98,23 @@ class Turn:
         return self._event.is_set()
 
     def claimed(self) -> None:
-        """This waiter claimed a task: pass the wake-up on to the next two."""
+        """This waiter claimed a task after a wake-up: pass it on to the
+        next two."""
         self._poll = POLL_FIRST
+        self.claimed_task = True
         self._owner._pass_on(self)
 
     async def wait(self, seconds: float) -> bool:
         """Sleep until woken (True) or ``seconds`` pass (False). A wake-up
         that came while the last claim ran returns at once. Without a
         listening watcher the head of the queue wakes itself on an interval
-        that doubles while its claims find nothing."""
+        that doubles while its claims find nothing. Raises Unavailable once
+        the store is closed."""
+        self.woken_claiming = False
+        self._owner.check_open()
         if self._event.is_set():
             self._event.clear()
+            self.woken_claiming = True
             return True
         polling = not self._owner.listening and self._owner._is_head(self)
         limit = min(seconds, self._poll) if polling else seconds
@@ -113,8 +124,11 @@ class Turn:
             if not polling or limit >= seconds:
                 return False
             self._poll = min(self._poll * 2, POLL_MOST)
+            self.woken_claiming = True
             return True
         self._event.clear()
+        self._owner.check_open()
+        self.woken_claiming = True
         return True
 
 
@@ -144,12 +158,18 @@ class Follower:
 class Wakeups:
     """The sleepers of one store and what wakes them (module docstring)."""
 
+    def check_open(self) -> None:
+        """Unavailable once the store is closing: sleepers must not outlive it."""
+        if self._closed:
+            raise Unavailable("the store is closed")
+
     def __init__(self, watch: Watch | None, *, polls: bool = False) -> None:
         """``watch``: the dialect's watcher of other processes' commits.
         Without one, ``polls`` says whether waiters must poll (MariaDB) or
         need not (SQLite in memory: every commit is this process's)."""
         self._watch = watch
         self._polls = polls
+        self._closed = False
         self._turns: deque[Turn] = deque()
         self._followers: set[Follower] = set()
         self._ready: asyncio.Event | None = None
@@ -160,11 +180,17 @@ class Wakeups:
 
     def work(self) -> None:
         """A commit may have made work claimable: wake the longest waiter
-        and every follower."""
+        and every follower. A waiter already woken (waking, or claiming
+        after a wake-up) takes it instead — it claims again if its claim
+        finds nothing — so one commit heard twice (this process's own call,
+        then its NOTIFY) still wakes one waiter."""
         for turn in self._turns:
-            if not turn.woken:
+            if turn.woken or turn.woken_claiming:
                 turn.wake()
                 break
+        else:
+            if self._turns:
+                self._turns[0].wake()
         self.changed()
 
     def changed(self) -> None:
@@ -186,20 +212,26 @@ class Wakeups:
     async def waiting(self, ready_within: float) -> AsyncIterator[Turn]:
         """Queue a claim waiter for the block; the watcher is listening
         (waited for up to ``ready_within`` seconds) before the block runs."""
+        self.check_open()
         await self._start(ready_within)
         turn = Turn(self)
         self._turns.append(turn)
         try:
             yield turn
         finally:
+            was_head = self._is_head(turn)
             self._turns.remove(turn)
-            if turn.woken:  # a wake-up it took but did not use goes to the next
+            if turn.woken and not turn.claimed_task:  # a wake-up it took but did not use goes on
                 self._pass_on(turn, count=1)
+            elif was_head and not self.listening and self._turns:
+                # Only the head polls: the new head must start, or it sleeps out its wait.
+                self._turns[0].wake()
             await self._stop()
 
     @contextlib.asynccontextmanager
     async def following(self, ready_within: float) -> AsyncIterator[Follower]:
         """Register a change-feed follower for the block."""
+        self.check_open()
         await self._start(ready_within)
         follower = Follower()
         self._followers.add(follower)
@@ -263,7 +295,12 @@ class Wakeups:
         self.work()
 
     async def close(self) -> None:
-        """Stop the watcher (the store is closing)."""
+        """The store is closing: wake every sleeper (each raises
+        Unavailable) and stop the watcher."""
+        self._closed = True
+        for turn in self._turns:
+            turn.wake()
+        self.changed()
         if self._watcher is not None:
             watcher, self._watcher = self._watcher, None
             watcher.cancel()

@@ -22,6 +22,12 @@ __all__ = ["MOST_WAIT", "claim_waiting"]
 MOST_WAIT: Final = 3600.0
 """The longest a claim may wait, in seconds."""
 
+READY_WITHIN: Final = 1.0
+"""How long the first claim waits for the store's watcher to listen. A
+watcher that cannot (the database is down) must not hold the claim for its
+whole wait: the claim then finds the fault itself, and if it does not, the
+head waiter polls until the watcher listens."""
+
 
 async def claim_waiting(
     wakeups: Wakeups, claim: Callable[[], Awaitable[ScheduledTask | None]], wait: float
@@ -29,7 +35,7 @@ async def claim_waiting(
     """Claim until a task comes or ``wait`` seconds have passed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    async with wakeups.waiting(ready_within=wait) as turn:
+    async with wakeups.waiting(ready_within=min(wait, READY_WITHIN)) as turn:
         woken = False
         while True:
             task = await claim()

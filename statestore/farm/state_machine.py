@@ -649,6 +649,10 @@ class StateMachine:
         worker_timeout = _timeout(worker_timeout, "worker_timeout")
         pause = _timeout(interval, "interval").total_seconds()
         retention = _timeout(change_retention, "change_retention")
+        try:
+            utcnow() - retention
+        except OverflowError:
+            raise InvalidInput(f"change_retention: {shown(retention)} reaches before the year 1") from None
         purge_changes = partial(ChangeFeed(self._runner).purge, older_than=retention)
         while True:
             await self._round(self.check_stuck)

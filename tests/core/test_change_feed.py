@@ -282,3 +282,27 @@ async def test_the_housekeeper_purges_changes_past_the_retention(store: Store) -
     assert [c.new for c in await _all(store)] == ["s1"]
     with pytest.raises(CursorExpired):
         await _all(store, "0" * 19 + "-" + "0" * 19)
+
+
+async def test_a_filtered_follower_keeps_up_with_the_purge(store: Store) -> None:
+    """A follower of one quiet job moves past the other jobs' changes it
+    filters out: the purge of those never makes its place expire."""
+    quiet, busy = uuid4(), uuid4()
+    await _append(store, _rows(job=quiet, n=1))
+    received: list[Change] = []
+
+    async def follow() -> None:
+        async for item in store.changes(job=quiet):
+            received.append(item)
+            if len(received) == 2:
+                return
+
+    following = asyncio.create_task(follow())
+    await asyncio.sleep(0.1)
+    await _append(store, _rows(job=busy, n=5))
+    await asyncio.sleep(0.8)  # the follower re-reads meanwhile
+    await store.write(lambda conn: conn.execute(update(CHANGES).values(at=utcnow() - timedelta(days=30))))
+    assert await store.changes.purge(older_than=timedelta(days=7)) == 6
+    await _append(store, _rows(job=quiet, n=1))
+    await asyncio.wait_for(following, 5)  # CursorExpired would end it with an error
+    assert [c.job for c in received] == [quiet, quiet]

@@ -183,3 +183,75 @@ async def test_the_listener_killed_by_the_server_comes_back(backend: str, store:
     claimed = await asyncio.wait_for(waiting, 10)
     assert claimed is not None
     assert claimed.task.name == "after the kill"
+
+
+async def test_when_the_longest_waiter_leaves_the_next_one_takes_its_place(
+    backend: str, store: Store, store_url: str
+) -> None:
+    """Where waiters poll (MariaDB), only the head does: a head that times
+    out must hand the polling on, or the next waiter sleeps out its wait."""
+    first, second = await create_worker(store, "first"), await create_worker(store, "second")
+    leaving = asyncio.create_task(store.scheduler.claim(first.uuid, wait=0.5))
+    await asyncio.sleep(0.05)
+    staying = asyncio.create_task(store.scheduler.claim(second.uuid, wait=30))
+    assert await leaving is None
+    await asyncio.sleep(0.3)
+    if backend == "sqlite-memory":
+        await store.jobs.store_authored(job_of(render_task("later")))
+    else:
+        async with open_store(store_url) as other:
+            await other.jobs.store_authored(job_of(render_task("later")))
+    claimed, took = await _timed(asyncio.wait_for(staying, 20))
+    assert claimed is not None
+    assert took < 5
+
+
+async def test_waits_that_ended_leave_nothing_listening(
+    backend: str, store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The LISTEN connection goes back to the pool without its listener: a
+    NOTIFY after every wait has ended wakes nothing in this store."""
+    if backend != "postgresql":
+        pytest.skip("LISTEN is PostgreSQL's")
+    worker = await create_worker(store)
+    for _ in range(10):
+        assert await store.scheduler.claim(worker.uuid, wait=0.02) is None
+    heard: list[bool] = []
+    wakeups = store.runner.wakeups
+    monkeypatch.setattr(wakeups, "work", lambda: heard.append(True))
+    async with open_store(store_url) as other:
+        await other.jobs.store_authored(job_of(render_task("nobody waits")))
+    await asyncio.sleep(0.3)
+    assert heard == []
+
+    def listening(conn: object) -> int:
+        statement = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        return int(conn.execute(statement).scalar_one())  # type: ignore[attr-defined]
+
+    assert await store.read(listening) == 0
+
+
+async def test_closing_the_store_ends_its_waits(store_url: str, backend: str) -> None:
+    from statestore import Unavailable
+
+    async with open_store(store_url, create=backend == "sqlite-memory") as store:
+        worker = await create_worker(store)
+        waiting = asyncio.create_task(store.scheduler.claim(worker.uuid, wait=60))
+        await asyncio.sleep(0.1)
+    with pytest.raises(Unavailable, match="closed"):
+        await asyncio.wait_for(waiting, 5)
+
+
+async def test_a_wait_on_an_unreachable_database_fails_at_once(backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("a server that is not there")
+    from statestore import StoreError
+    from statestore.store import open_store_unchecked
+
+    async with open_store_unchecked("postgresql://postgres@127.0.0.1:1/nothing") as store:
+        start = time.perf_counter()
+        with pytest.raises(StoreError):
+            await store.scheduler.claim("6f1c4c5e-8d1a-4c0b-9b1e-0f2d3c4b5a69", wait=60)
+        assert time.perf_counter() - start < 10
