@@ -158,11 +158,6 @@ class Follower:
 class Wakeups:
     """The sleepers of one store and what wakes them (module docstring)."""
 
-    def check_open(self) -> None:
-        """Unavailable once the store is closing: sleepers must not outlive it."""
-        if self._closed:
-            raise Unavailable("the store is closed")
-
     def __init__(self, watch: Watch | None, *, polls: bool = False) -> None:
         """``watch``: the dialect's watcher of other processes' commits.
         Without one, ``polls`` says whether waiters must poll (MariaDB) or
@@ -175,6 +170,11 @@ class Wakeups:
         self._ready: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._users = 0
+
+    def check_open(self) -> None:
+        """Unavailable once the store is closing: sleepers must not outlive it."""
+        if self._closed:
+            raise Unavailable("the store is closed")
 
     # -- what this process's commits call --------------------------------------
 

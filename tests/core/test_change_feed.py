@@ -14,7 +14,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import update
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text, update
 
 from statestore import Change, ChangeKind, CursorExpired, InvalidInput, Store, open_store
 from statestore.changes.recording import change, record
@@ -306,3 +308,65 @@ async def test_a_filtered_follower_keeps_up_with_the_purge(store: Store) -> None
     await _append(store, _rows(job=quiet, n=1))
     await asyncio.wait_for(following, 5)  # CursorExpired would end it with an error
     assert [c.job for c in received] == [quiet, quiet]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    after=st.one_of(st.none(), st.text(max_size=45), st.integers(), st.binary(max_size=8)),
+    kinds=st.one_of(st.none(), st.text(max_size=12), st.lists(st.sampled_from([*ChangeKind, "job.nothing", ""]))),
+    job=st.one_of(st.none(), st.uuids(), st.text(max_size=40)),
+)
+async def test_any_arguments_give_changes_or_invalid_input(store: Store, after: Any, kinds: Any, job: Any) -> None:
+    """Fuzzed arguments: either a feed (whose reading works) or InvalidInput
+    at the call, never a raw error; the store works after each."""
+    refused: InvalidInput | None = None
+    try:
+        changes = store.changes(after, kinds=kinds, job=job, follow=False)
+    except InvalidInput as error:
+        refused = error
+    if refused is not None:
+        assert str(refused)
+    else:
+        with contextlib.suppress(CursorExpired):
+            assert all(isinstance(c, Change) for c in [c async for c in changes])
+    await _append(store, _rows(n=1))
+    assert await _all(store, kinds=[ChangeKind.JOB_STATUS])
+
+
+async def test_a_follower_goes_on_after_the_server_drops_its_connections(backend: str, store: Store) -> None:
+    """Connections killed by the server (a restart, an administrator) while
+    a follower sleeps: it reads on, with nothing lost."""
+    if backend not in ("postgresql", "mysql"):
+        pytest.skip("a server's connections")
+    received: list[Change] = []
+
+    async def follow() -> None:
+        async for item in store.changes():
+            received.append(item)
+            if len(received) == 2:
+                return
+
+    following = asyncio.create_task(follow())
+    await _append(store, _rows(n=1))
+    await asyncio.sleep(0.3)
+
+    def kill(conn: Any) -> None:
+        if backend == "postgresql":
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        else:
+            ids = conn.execute(
+                text("SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+            ).scalars()
+            for connection_id in list(ids):
+                conn.execute(text(f"KILL {int(connection_id)}"))
+
+    await store.write(kill)
+    await asyncio.sleep(0.3)
+    await _append(store, _rows(n=1))
+    await asyncio.wait_for(following, 10)
+    assert [c.new for c in received] == ["s0", "s0"]

@@ -38,16 +38,8 @@ from statestore import Store, StoreError
 from statestore.core.types import utcnow
 from statestore.core.validate import INTEGER, JSON_INTEGERS, MAX_JSON_DEPTH, SMALLINT, shown
 from statestore.farm import AuthoredJob, AuthoredTask, Command, Job, JobStatus, Task, TaskStatus, WorkerStatus
-from statestore.farm.blocklist import JobBlocklist
-from statestore.farm.jobs import Jobs
-from statestore.farm.last_rendered import LastRendered
-from statestore.farm.scheduler import Scheduler
 from statestore.farm.secrets import hash_secret
-from statestore.farm.sleep_schedules import SleepSchedules
-from statestore.farm.task_failures import TaskFailures
-from statestore.farm.tasks import Tasks
-from statestore.farm.worker_tags import WorkerTags
-from statestore.farm.workers import Workers, create_worker, worker_values
+from statestore.farm.workers import create_worker, worker_values
 from statestore.schema.metadata import metadata
 from tests.core.test_core_input_policy import (
     BAD_JSON,
@@ -62,6 +54,7 @@ from tests.core.test_core_input_policy import (
 from tests.core.test_core_json_round_trip import EDGE_FLOATS, same
 from tests.support.farm_fixtures import authored_job, render_task
 from tests.support.farm_job_fixtures import job_priority_column, pending
+from tests.support.farm_repositories import REPOSITORIES
 
 T = TypeVar("T")
 
@@ -1519,17 +1512,6 @@ async def test_scheduler_writes(store: Store, planned: list[tuple[str, dict[str,
 
 # --------------------------------------------------------------------------- every write API is covered
 
-REPOSITORIES: dict[str, type] = {
-    "jobs": Jobs,
-    "tasks": Tasks,
-    "workers": Workers,
-    "worker_tags": WorkerTags,
-    "blocklist": JobBlocklist,
-    "task_failures": TaskFailures,
-    "sleep_schedules": SleepSchedules,
-    "last_rendered": LastRendered,
-    "scheduler": Scheduler,
-}
 
 WRITE_APIS = {
     "store_authored": "jobs.store_authored",

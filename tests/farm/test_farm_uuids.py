@@ -32,18 +32,10 @@ from sqlalchemy import delete, select
 
 from statestore import InvalidInput, Store
 from statestore.farm import AuthoredJob, AuthoredTask, Command, JobStatus, SleepSchedule, TaskStatus, WorkerStatus
-from statestore.farm.blocklist import JobBlocklist
-from statestore.farm.jobs import Jobs
-from statestore.farm.last_rendered import LastRendered
-from statestore.farm.scheduler import Scheduler
 from statestore.farm.secrets import hash_secret
-from statestore.farm.sleep_schedules import SleepSchedules
-from statestore.farm.task_failures import TaskFailures
-from statestore.farm.tasks import Tasks
-from statestore.farm.worker_tags import WorkerTags
-from statestore.farm.workers import Workers
 from statestore.schema.metadata import metadata
 from tests.support.farm_fixtures import create_worker
+from tests.support.farm_repositories import REPOSITORIES
 from tests.support.statements import statements
 
 # -- the world: every uuid fixed, so that two builds are alike -----------------
@@ -419,18 +411,6 @@ CALLS: dict[str, Call] = {
         lambda s, c, u: s.scheduler.requeue_tasks_of_worker(u, "it left"), WORKER, r"^worker\b"
     ),
     "scheduler.time_out_worker:worker": _write(lambda s, c, u: s.scheduler.time_out_worker(u), WORKER, r"^worker\b"),
-}
-
-REPOSITORIES: dict[str, type] = {
-    "jobs": Jobs,
-    "tasks": Tasks,
-    "workers": Workers,
-    "worker_tags": WorkerTags,
-    "blocklist": JobBlocklist,
-    "task_failures": TaskFailures,
-    "sleep_schedules": SleepSchedules,
-    "last_rendered": LastRendered,
-    "scheduler": Scheduler,
 }
 
 
