@@ -132,7 +132,7 @@ async def bench_sqlite(rounds: int, updates: int) -> list[Figure]:
         figures.append(Figure("SQLite: 16 concurrent writers vs raw 1 writer", ours, baseline, "updates/s", 1.0))
 
         def raw_load() -> int:
-            book_id = raw.execute("SELECT id FROM logbooks WHERE uuid = ?", (book.uuid.hex,)).fetchone()[0]
+            book_id = raw.execute("SELECT id FROM log_books WHERE uuid = ?", (book.uuid.hex,)).fetchone()[0]
             raw.execute("SELECT * FROM flow_details WHERE logbook_id = ? ORDER BY id", (book_id,)).fetchall()
             rows = raw.execute(
                 "SELECT a.* FROM atom_details a JOIN flow_details f ON a.flow_detail_id = f.id "
@@ -195,7 +195,7 @@ async def bench_postgres(admin_url: str, rounds: int, updates: int) -> list[Figu
         figures.append(Figure("PostgreSQL: atom update, 1 writer", ours, baseline, "updates/s", 1.3))
 
         async def raw_load() -> None:
-            book_id = await raw.fetchval("SELECT id FROM logbooks WHERE uuid = $1", book.uuid)
+            book_id = await raw.fetchval("SELECT id FROM log_books WHERE uuid = $1", book.uuid)
             await raw.fetch("SELECT * FROM flow_details WHERE logbook_id = $1 ORDER BY id", book_id)
             rows = await raw.fetch(
                 "SELECT a.* FROM atom_details a JOIN flow_details f ON a.flow_detail_id = f.id "

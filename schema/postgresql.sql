@@ -28,15 +28,16 @@ CREATE TABLE changes (
 
 CREATE INDEX ix_changes_tx_id ON changes (tx, id);
 
-CREATE TABLE logbooks (
+CREATE TABLE log_books (
 	name VARCHAR(255) NOT NULL, 
 	meta JSON NOT NULL, 
+	foreign_id TEXT, 
 	id BIGSERIAL NOT NULL, 
 	uuid UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	CONSTRAINT pk_logbooks PRIMARY KEY (id), 
-	CONSTRAINT uq_logbooks_uuid UNIQUE (uuid)
+	CONSTRAINT pk_log_books PRIMARY KEY (id), 
+	CONSTRAINT uq_log_books_uuid UNIQUE (uuid)
 );
 
 CREATE TABLE status_history (
@@ -97,13 +98,14 @@ CREATE TABLE flow_details (
 	name VARCHAR(255) NOT NULL, 
 	state VARCHAR(16), 
 	meta JSON NOT NULL, 
+	foreign_id TEXT, 
 	id BIGSERIAL NOT NULL, 
 	uuid UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	CONSTRAINT pk_flow_details PRIMARY KEY (id), 
 	CONSTRAINT ck_flow_details_state CHECK (state IN ('PENDING', 'RUNNING', 'SUCCESS', 'FAILURE', 'REVERTED', 'SUSPENDING', 'SUSPENDED', 'RESUMING')), 
-	CONSTRAINT fk_flow_details_logbook_id_logbooks FOREIGN KEY(logbook_id) REFERENCES logbooks (id) ON DELETE CASCADE, 
+	CONSTRAINT fk_flow_details_logbook_id_log_books FOREIGN KEY(logbook_id) REFERENCES log_books (id) ON DELETE CASCADE, 
 	CONSTRAINT uq_flow_details_uuid UNIQUE (uuid)
 );
 
@@ -183,6 +185,7 @@ CREATE TABLE atom_details (
 	revert_failure JSON, 
 	version VARCHAR(64), 
 	meta JSON NOT NULL, 
+	foreign_id TEXT, 
 	id BIGSERIAL NOT NULL, 
 	uuid UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 

@@ -16,6 +16,7 @@ from statestore.errors import (
     SchemaOutOfDate,
     StoreError,
     TransactionConflict,
+    TransferMismatch,
     Unavailable,
 )
 from statestore.schema.check import CheckReport
@@ -36,6 +37,7 @@ __all__ = [
     "Store",
     "StoreError",
     "TransactionConflict",
+    "TransferMismatch",
     "Unavailable",
     "WalCheckpoint",
     "from_data",

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
+from statestore.core.urls import DEFAULT_URL, ENV_VAR, resolve_url
 from statestore.errors import StoreError
 from statestore.schema import migrate
 from statestore.schema.check import wal_bytes
@@ -152,6 +156,76 @@ def stats(url: UrlOption = None) -> None:
     console.print(table)
     if wal is not None:
         console.print(f"write-ahead log: {_size(wal)}")
+
+
+TASKFLOW_HELP = (
+    "TaskFlow connection: dir:///path, sqlite:////path.db, postgresql+psycopg2://…, mysql+pymysql://…, "
+    "zookeeper://host:2181/path."
+)
+
+
+@app.command("import-taskflow")
+def import_taskflow(
+    source: Annotated[str, typer.Argument(help=f"{TASKFLOW_HELP} Only read.")], url: UrlOption = None
+) -> None:
+    """Copy every logbook of a TaskFlow persistence backend into the store (its
+    schema created or migrated first), then verify the copy. A re-run updates
+    and completes; it never duplicates."""
+    _taskflow_transfer("import", source, url)
+
+
+@app.command("export-taskflow")
+def export_taskflow(
+    target: Annotated[str, typer.Argument(help=f"{TASKFLOW_HELP} Upgraded, then written.")], url: UrlOption = None
+) -> None:
+    """Copy every logbook of the store into a TaskFlow persistence backend, then
+    verify the copy. A re-run updates and completes; it never duplicates."""
+    _taskflow_transfer("export", target, url)
+
+
+def _taskflow_transfer(direction: Literal["import", "export"], taskflow: str, url: str | None) -> None:
+    """One transfer with a progress bar on stderr, then its summary; an error
+    is one red line and exit code 2."""
+    try:
+        # Imported here: the command works without TaskFlow until these two are used.
+        from taskflow.exceptions import TaskFlowException
+
+        from statestore.compat.taskflow import migration
+    except ImportError as error:
+        _fail(f"the TaskFlow extra is not installed (pip install 'statestore[taskflow]'): {error}")
+    store = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(
+        *columns,
+        TextColumn("flow details, {task.fields[atoms]:,} atoms"),
+        console=errors,
+        transient=True,
+        disable=not errors.is_terminal,  # piped or in CI: no bar, only the summary
+    )
+    try:
+        with bar:
+            if direction == "import":
+                report = migration.import_taskflow(taskflow, store, progress=bar)
+            else:
+                report = migration.export_taskflow(store, taskflow, progress=bar)
+    except (StoreError, TaskFlowException) as error:
+        _fail(f"{type(error).__name__}: {error}")
+    ends = (migration.display_connection(taskflow), resolve_url(store).given)  # passwords hidden
+    where = "from {} into {}".format(*(ends if direction == "import" else reversed(ends)))
+    console.print(
+        f"{direction}ed {report.books} logbooks, {report.flows} flow details, {report.atoms} atoms {escape(where)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print("verified: both sides hold the same counts and content", highlight=False)
+    console.print(f"checksum: sha256 {report.checksum}", highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> NoReturn:
+    """One red line on stderr (a message's extra lines joined into it), exit 2."""
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    errors.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def main() -> None:

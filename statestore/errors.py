@@ -18,6 +18,7 @@ __all__ = [
     "SchemaOutOfDate",
     "StoreError",
     "TransactionConflict",
+    "TransferMismatch",
     "Unavailable",
 ]
 
@@ -56,6 +57,15 @@ class InvalidInput(StoreError):
 
 class InvalidReference(InvalidInput):
     """A value refers to a record that does not exist (a foreign key)."""
+
+
+class TransferMismatch(StoreError):
+    """A copy of logbooks between TaskFlow and statestore, read back from
+    both sides, does not match its source (a count or a checksum differs).
+
+    The message names the first logbook, flow detail or atom that differs
+    and which of its fields do.
+    """
 
 
 class SchemaOutOfDate(StoreError):

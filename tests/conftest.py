@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
+from xdist.scheduler import LoadScopeScheduling
 
 from statestore import Store, open_store
 from statestore.schema.metadata import metadata
 from tests.support.backends import BACKENDS, SERVER_ENV, TestDatabase, discard_database, new_database
+
+UPSTREAM_TASKFLOW = "tests/taskflow/test_taskflow_upstream.py"
+
+
+class _TwoGroups(LoadScopeScheduling):
+    """pytest-xdist's scheduling by scope, with two scopes: the suite, which
+    runs in order on one worker as it would alone, and TaskFlow's own engine
+    suites, which mostly sleep in the engines' waits, on the other. (xdist's
+    ``--dist loadgroup`` marks do not group under this pytest.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "taskflow-upstream" if UPSTREAM_TASKFLOW in nodeid else "suite"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> _TwoGroups:
+    """The scheduler of ``-n 2`` (pyproject's addopts)."""
+    return _TwoGroups(config, log)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,6 +13,7 @@ from typing import Any
 
 from statestore.core.validate import (
     MAX_JSON_DEPTH,
+    aware_datetime,
     check_characters,
     ensure_json,
     enum_value,
@@ -23,6 +24,7 @@ from statestore.core.validate import (
     uuid_value,
 )
 from statestore.errors import InvalidInput
+from statestore.flows.foreign_ids import FOREIGN_ID_LENGTH, foreign_uuid
 from statestore.flows.records import AtomDetail, Failure, FlowDetail, LogBook, RetryAttempt
 from statestore.flows.states import AtomKind, AtomState, FlowState, Intention
 from statestore.flows.tables import NAME_LENGTH, VERSION_LENGTH
@@ -98,6 +100,22 @@ def _retry_history(value: object, where: str) -> list[Any] | None:
     return encoded
 
 
+def _identity(record: AtomDetail | FlowDetail | LogBook, where: str) -> dict[str, Any]:
+    """The checked ``uuid`` and ``foreign_id`` columns of ``record``: a
+    foreign id must be the one its uuid is derived from, so that each
+    foreign identifier names one record."""
+    uuid = uuid_value(record.uuid, f"{where}.uuid")
+    if record.foreign_id is None:
+        return {"uuid": uuid, "foreign_id": None}
+    foreign_id = text(record.foreign_id, FOREIGN_ID_LENGTH, f"{where}.foreign_id")
+    if foreign_uuid(foreign_id) != uuid:
+        raise InvalidInput(
+            f"{where}.uuid: {uuid} is not the uuid of foreign id {shown(foreign_id)} "
+            f"(statestore.flows.foreign_ids.foreign_uuid gives {foreign_uuid(foreign_id)})"
+        )
+    return {"uuid": uuid, "foreign_id": foreign_id}
+
+
 def _record(value: object, cls: type | tuple[type, ...], what: str) -> None:
     # A non-record in a record's place is bad input, not an AttributeError.
     if not isinstance(value, cls):
@@ -118,7 +136,7 @@ def atom_values(atom: AtomDetail) -> dict[str, Any]:
     if state is AtomState.RETRYING and kind is AtomKind.TASK:
         raise InvalidInput(f"{where}.state: RETRYING applies to retries only")
     return {
-        "uuid": uuid_value(atom.uuid, f"{where}.uuid"),
+        **_identity(atom, where),
         "name": text(atom.name, NAME_LENGTH, f"{where}.name"),
         "kind": kind.value,
         "state": None if state is None else state.value,
@@ -138,23 +156,29 @@ def flow_values(flow: FlowDetail) -> dict[str, Any]:
     _record(flow.atoms, (list, tuple), "a list of atom details in flow.atoms")
     where = f"flow detail {shown(flow.name)}"
     return {
-        "uuid": uuid_value(flow.uuid, f"{where}.uuid"),
+        **_identity(flow, where),
         "name": text(flow.name, NAME_LENGTH, f"{where}.name"),
         "state": None if flow.state is None else enum_value(FlowState, flow.state, f"{where}.state").value,
         "meta": json_object(flow.meta, f"{where}.meta"),
     }
 
 
-def book_values(book: LogBook) -> dict[str, Any]:
-    """Validated column values of ``book`` itself."""
+def book_values(book: LogBook, *, keep_timestamps: bool = False) -> dict[str, Any]:
+    """Validated column values of ``book`` itself; with ``keep_timestamps``,
+    its ``created_at``/``updated_at`` too where they are set."""
     _record(book, LogBook, "a LogBook")
     _record(book.flows, (list, tuple), "a list of flow details in book.flows")
     where = f"logbook {shown(book.name)}"
-    return {
-        "uuid": uuid_value(book.uuid, f"{where}.uuid"),
+    values = {
+        **_identity(book, where),
         "name": text(book.name, NAME_LENGTH, f"{where}.name"),
         "meta": json_object(book.meta, f"{where}.meta"),
     }
+    for name in ("created_at", "updated_at") if keep_timestamps else ():
+        moment = getattr(book, name)
+        if moment is not None:
+            values[name] = aware_datetime(moment, f"{where}.{name}")
+    return values
 
 
 def distinct(records: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:

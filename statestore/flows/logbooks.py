@@ -43,8 +43,8 @@ from statestore.core.pages import (
 )
 from statestore.core.runner import Runner
 from statestore.core.types import utcnow
-from statestore.core.validate import uuid_value
-from statestore.errors import AlreadyExists, NotFound
+from statestore.core.validate import type_name, uuid_value
+from statestore.errors import AlreadyExists, InvalidInput, NotFound
 from statestore.flows.fields import atom_values, book_values, distinct, flow_values
 from statestore.flows.flow_details import merge_atoms
 from statestore.flows.records import FlowDetail, LogBook
@@ -117,9 +117,9 @@ def save_book(
     """
     now = utcnow()
     facts = facts_of(connection)
-    connection.execute(
-        facts.upsert(BOOKS, "uuid", ["meta", "updated_at"]), {**book, "created_at": now, "updated_at": now}
-    )
+    # A timestamp the caller keeps (keep_timestamps) is also what an update sets.
+    changed = ["meta", "updated_at", *(["created_at"] if "created_at" in book else [])]
+    connection.execute(facts.upsert(BOOKS, "uuid", changed), {"created_at": now, "updated_at": now, **book})
     book_id = connection.execute(select(BOOKS.c.id).where(BOOKS.c.uuid == book["uuid"])).scalar_one()
     changes = [change(ChangeKind.LOGBOOK_SAVED, at=now, logbook=book["uuid"])]
     if flows:
@@ -207,13 +207,21 @@ class LogBooks:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
-    async def save(self, book: LogBook) -> LogBook:
+    async def save(self, book: LogBook, *, keep_timestamps: bool = False) -> LogBook:
         """Upsert ``book`` with its flow details and atoms; return the stored
         book, complete. Children stored earlier but missing from ``book`` are
         kept; a name is never changed by a save. Appends a ``logbook.saved``
         change, and the ``flow.state`` and ``atom.state`` changes of flows
-        and atoms inserted or whose state changed."""
-        values = book_values(book)
+        and atoms inserted or whose state changed.
+
+        The store stamps the book's ``created_at`` (on insert) and
+        ``updated_at``; with ``keep_timestamps``, those ``book`` sets are
+        stored as given instead, on insert and on update, as TaskFlow's
+        backends keep a logbook's own timestamps.
+        """
+        if not isinstance(keep_timestamps, bool):
+            raise InvalidInput(f"keep_timestamps: expected a bool, got {type_name(keep_timestamps)}")
+        values = book_values(book, keep_timestamps=keep_timestamps)
         flows = [(flow_values(flow), [atom_values(atom) for atom in flow.atoms]) for flow in book.flows]
         distinct([flow for flow, _ in flows], "flow detail")
         distinct([atom for _, atoms in flows for atom in atoms], "atom detail")

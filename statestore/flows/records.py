@@ -101,6 +101,9 @@ class AtomDetail:
     For a task, ``results`` is whatever JSON the task returned. For a retry
     (``kind=AtomKind.RETRY``), ``results`` is its history: a list of
     :class:`RetryAttempt`. ``created_at``/``updated_at`` are set by the store.
+    ``foreign_id`` is the identifier another system gave the atom when it is
+    not a uuid (:mod:`statestore.flows.foreign_ids`); ``uuid`` is then
+    derived from it. It is stored with the atom and never changed after.
     """
 
     name: str
@@ -116,11 +119,15 @@ class AtomDetail:
     meta: dict[str, JSONValue] = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    foreign_id: str | None = None
 
 
 @dataclass(slots=True)
 class FlowDetail:
-    """A flow run's persisted state and its atoms (empty when loaded lazily)."""
+    """A flow run's persisted state and its atoms (empty when loaded lazily).
+
+    ``foreign_id``: as for :class:`AtomDetail`.
+    """
 
     name: str
     uuid: UUID = field(default_factory=uuid4)
@@ -129,6 +136,7 @@ class FlowDetail:
     atoms: list[AtomDetail] = field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    foreign_id: str | None = None
 
     def atom(self, name: str) -> AtomDetail:
         """The atom named ``name`` (KeyError if there is none)."""
@@ -140,7 +148,12 @@ class FlowDetail:
 
 @dataclass(slots=True)
 class LogBook:
-    """A named container of flow details (empty when loaded lazily)."""
+    """A named container of flow details (empty when loaded lazily).
+
+    The store sets ``created_at``/``updated_at``, unless a save is asked to
+    keep the book's own (``save(book, keep_timestamps=True)``, as TaskFlow does).
+    ``foreign_id``: as for :class:`AtomDetail`.
+    """
 
     name: str
     uuid: UUID = field(default_factory=uuid4)
@@ -148,6 +161,7 @@ class LogBook:
     flows: list[FlowDetail] = field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    foreign_id: str | None = None
 
     def flow(self, name: str) -> FlowDetail:
         """The flow detail named ``name`` (KeyError if there is none)."""

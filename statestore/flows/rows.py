@@ -83,6 +83,7 @@ def atom_from_row(row: Mapping[Any, Any]) -> AtomDetail:
         meta=row["meta"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        foreign_id=row["foreign_id"],
     )
 
 
@@ -96,6 +97,7 @@ def flow_from_row(row: Mapping[Any, Any], atoms: list[AtomDetail] | None = None)
         atoms=atoms if atoms is not None else [],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        foreign_id=row["foreign_id"],
     )
 
 
@@ -108,4 +110,5 @@ def book_from_row(row: Mapping[Any, Any], flows: list[FlowDetail] | None = None)
         flows=flows if flows is not None else [],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        foreign_id=row["foreign_id"],
     )

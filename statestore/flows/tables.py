@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Table
+from sqlalchemy import CheckConstraint, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from statestore.core.base import Base, EntityColumns, IdType, one_of
@@ -31,10 +31,12 @@ STATE_LENGTH = 16
 class LogBookRow(EntityColumns, Base):
     """A logbook: a named container of flow details."""
 
-    __tablename__ = "logbooks"
+    __tablename__ = "log_books"  # not "logbooks": TaskFlow's own SQL backend may share the database
 
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    foreign_id: Mapped[str | None] = mapped_column(Text)
+    """The identifier another system gave it, when not a uuid (statestore.flows.foreign_ids)."""
 
 
 class FlowDetailRow(EntityColumns, Base):
@@ -43,10 +45,11 @@ class FlowDetailRow(EntityColumns, Base):
     __tablename__ = "flow_details"
     __table_args__ = (CheckConstraint(one_of("state", FlowState), name="state"),)
 
-    logbook_id: Mapped[int] = mapped_column(IdType, ForeignKey("logbooks.id", ondelete="CASCADE"), index=True)
+    logbook_id: Mapped[int] = mapped_column(IdType, ForeignKey("log_books.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     state: Mapped[str | None] = mapped_column(String(STATE_LENGTH))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    foreign_id: Mapped[str | None] = mapped_column(Text)
 
 
 class AtomDetailRow(EntityColumns, Base):
@@ -70,6 +73,7 @@ class AtomDetailRow(EntityColumns, Base):
     revert_failure: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     version: Mapped[str | None] = mapped_column(String(VERSION_LENGTH))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    foreign_id: Mapped[str | None] = mapped_column(Text)
 
 
 BOOKS = cast(Table, LogBookRow.__table__)

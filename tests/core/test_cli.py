@@ -46,7 +46,7 @@ def test_downgrade_to_base_leaves_no_revision(tmp_path: Path) -> None:
 def test_schema_prints_ddl_of_a_dialect() -> None:
     result = runner.invoke(app, ["schema", "--dialect", "postgresql"])
     assert result.exit_code == 0
-    assert "CREATE TABLE logbooks" in result.output
+    assert "CREATE TABLE log_books" in result.output
     assert "meta JSON NOT NULL" in result.output  # json, not jsonb: numbers come back as written
 
 
@@ -55,7 +55,7 @@ def test_stats_lists_every_table(tmp_path: Path) -> None:
     runner.invoke(app, ["upgrade", "--url", url])
     result = runner.invoke(app, ["stats", "--url", url])
     assert result.exit_code == 0
-    for table in ("logbooks", "flow_details", "atom_details"):
+    for table in ("log_books", "flow_details", "atom_details"):
         assert table in result.output
 
 

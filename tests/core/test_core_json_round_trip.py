@@ -177,7 +177,7 @@ DECLARED = {
 def _declared(connection: Any) -> set[str]:
     return {
         str(column["type"])
-        for table in ("logbooks", "atom_details", "jobs", "tasks")
+        for table in ("log_books", "atom_details", "jobs", "tasks")
         for column in inspect(connection).get_columns(table)
         if column["name"] in ("meta", "results", "metadata", "commands")
     }
@@ -208,11 +208,14 @@ async def test_migration_0004_keeps_every_row_and_everything_else(blank_database
         if old is not None:
             assert at_head == {new}
             assert await store.runner.admin(_declared) == {old}
-        # Today's writers append to the change feed, which this revision
-        # predates: lend them its table while they write, as it was never there.
+        # Today's writers append to the change feed and write foreign ids,
+        # which this revision predates: lend them the table and the columns
+        # while they write, as if they were never there.
         await store.runner.admin(partial(_committed, CHANGES.create))
+        await store.runner.admin(partial(_foreign_ids, "ADD COLUMN foreign_id TEXT"))
         await store.logbooks.save(book)
         await store.jobs.store_authored(AuthoredJob("j", "t", metadata={"x": [1, 2.0]}))
+        await store.runner.admin(partial(_foreign_ids, "DROP COLUMN foreign_id"))
         await store.runner.admin(partial(_committed, CHANGES.drop))
         await store.upgrade()
         if blank_database.backend == "sqlite-memory":  # gone with its store
@@ -222,6 +225,12 @@ async def test_migration_0004_keeps_every_row_and_everything_else(blank_database
         # invalid after them (the first use of each fails once, then is prepared again).
         async with open_store_unchecked(blank_database.url) as store:
             await _check_migrated(store, at_head, schema, book)
+
+
+def _foreign_ids(alteration: str, conn: Connection) -> None:
+    for table in ("log_books", "flow_details", "atom_details"):
+        conn.exec_driver_sql(f"ALTER TABLE {table} {alteration}")
+    conn.commit()
 
 
 def _committed(ddl: Any, conn: Connection) -> None:

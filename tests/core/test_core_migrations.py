@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 
 from statestore import SchemaOutOfDate, open_store
 from statestore.schema import migrate
@@ -59,3 +59,21 @@ async def test_a_database_behind_the_code_is_refused(blank_database: TestDatabas
         with pytest.raises(SchemaOutOfDate):
             async with open_store(blank_database.url):
                 pass
+
+
+async def test_the_revision_is_recorded_in_statestore_version(blank_database: TestDatabase) -> None:
+    """Not in alembic's default alembic_version, which another alembic user of
+    the database (TaskFlow's SQL backend) keeps its own revision in."""
+
+    def versions(conn: Connection) -> tuple[set[str], list[str]]:
+        rows = conn.execute(text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")).scalars()
+        return set(inspect(conn).get_table_names()), list(rows)
+
+    async with open_store(blank_database.url, create=True) as store:
+        present, recorded = await store.runner.admin(versions)
+        assert recorded == [migrate.head_revision()]
+        assert migrate.LEGACY_VERSION_TABLE not in present
+        await store.downgrade("base")
+        present, recorded = await store.runner.admin(versions)
+        assert recorded == []
+        assert migrate.LEGACY_VERSION_TABLE not in present

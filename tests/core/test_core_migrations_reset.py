@@ -25,7 +25,7 @@ async def _row_counts(store: Store) -> dict[str, int]:
 async def test_down_to_base_and_up_again_leaves_empty_tables(blank_database: TestDatabase) -> None:
     async with open_store(blank_database.url, create=True) as store:
         await store.write(lambda conn: conn.execute(insert(BOOKS), {"name": "b", "meta": {}}))
-        assert (await _row_counts(store))["logbooks"] == 1
+        assert (await _row_counts(store))["log_books"] == 1
 
         await store.downgrade("base")
         report = await store.check()

@@ -127,7 +127,7 @@ def _comparable(owner: str, name: str, value: Any) -> tuple[bool, Any]:
     return True, normalized(value)
 
 
-_FLOW_TABLES = {"logbooks", "flow_details", "atom_details", "change_feed"}
+_FLOW_TABLES = {"log_books", "flow_details", "atom_details", "change_feed"}
 """Left out of the farm's digest (the change feed's bookkeeping row too:
 :func:`reset` deletes it and the feed puts it back when it next reads)."""
 

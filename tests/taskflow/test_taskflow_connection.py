@@ -53,6 +53,61 @@ def test_fetch_finds_the_backend_by_its_entry_point(tmp_path: Any) -> None:
         backend.close()
 
 
+def test_taskflow_sql_conf_keys_keep_their_meaning() -> None:
+    """The SQL backend's keys users' configurations carry (reference §4.5)."""
+    pg = "statestore+postgresql://db/flows"
+    _, options = store_options(
+        {
+            "connection": pg,
+            "isolation_level": "READ_COMMITTED",
+            "isolation_levels": {"postgresql": "read committed", "mysql": "SERIALIZABLE"},
+            "engine_args": {"pool_size": 3, "pool_pre_ping": True, "echo": "true"},
+            "checkout_ping": True,
+            "checkin_yield": False,
+            "log_statements": "true",
+            "max_retries": 3,
+            "mysql_sql_mode": "ANSI",  # TaskFlow applies it on MySQL only; so does statestore
+        }
+    )
+    assert options == {"echo": True, "pool_size": 3, "pool_pre_ping": True, "pre_ping": True}
+    mysql = "statestore+mysql://db/flows"
+    assert store_options({"connection": mysql, "mysql_sql_mode": "TRADITIONAL", "checkout_ping": "0"})[1] == {}
+    # On SQLite the pool keys have no pool to apply to; isolation is SQLite's own.
+    lite = "statestore+sqlite:///x.db"
+    assert store_options({"connection": lite, "engine_args": {"pool_size": 3}, "isolation_level": "SERIALIZABLE"})[
+        1
+    ] == {}
+    for conf, message in [
+        ({"connection": mysql, "isolation_level": "REPEATABLE READ"}, "run at READ COMMITTED"),
+        ({"connection": pg, "isolation_levels": {"postgresql+psycopg2": "SERIALIZABLE"}}, "run at READ COMMITTED"),
+        ({"connection": lite, "isolation_level": "READ COMMITTED"}, "run at SERIALIZABLE"),
+        ({"connection": pg, "engine_args": {"poolclass": object}}, r"\['poolclass'\] are not supported"),
+        ({"connection": pg, "engine_args": "pool_size=3"}, "engine_args must be a dict"),
+        ({"connection": pg, "checkin_yield": "true"}, "eventlet"),
+        ({"connection": mysql, "mysql_sql_mode": "ANSI"}, "needs a strict mode"),
+        ({"connection": pg, "max_retries": -1}, "max_retries must be 0 or more"),
+        ({"connection": pg, "max_retries": "often"}, "max_retries must be a number"),
+        ({"connection": pg, "log_statements_level": 5}, "'sqlalchemy.engine' logger"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            store_options(conf)
+
+
+def test_validate_retries_an_unreachable_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_retries: validate() tries again, waiting 1, 2 … seconds, as TaskFlow's SQL backend does."""
+    waits: list[float] = []
+    monkeypatch.setattr("statestore.compat.taskflow.backend.time.sleep", waits.append)
+    unreachable = "statestore+postgresql://postgres@127.0.0.1:1/none"
+    for retries in (0, 2):
+        backend = backends.fetch({"connection": unreachable, "max_retries": retries})
+        try:
+            with contextlib.closing(backend.get_connection()) as conn, pytest.raises(tf_exceptions.StorageFailure):
+                conn.validate()
+        finally:
+            backend.close()
+    assert waits == [1, 2]
+
+
 def test_conf_keys_are_honoured_or_refused() -> None:
     # fetch() merges the URI's parts and query into conf: they are accepted.
     url, options = store_options(
@@ -77,7 +132,7 @@ def test_conf_keys_are_honoured_or_refused() -> None:
     assert store_options({"connection": "statestore+sqlite://"}) == ("sqlite://", {})
     with pytest.raises(ValueError, match="'frobnicate'"):
         store_options({"connection": "statestore+sqlite://", "frobnicate": 1})
-    with pytest.raises(ValueError, match="'isolation_level' is not supported"):
+    with pytest.raises(ValueError, match=r"isolation_level='SERIALIZABLE' is not supported.*READ COMMITTED"):
         store_options({"connection": "statestore+postgresql://db/flows", "isolation_level": "SERIALIZABLE"})
     with pytest.raises(ValueError, match="max_overflow must be a number"):
         store_options({"connection": "statestore+postgresql://db/flows", "max_overflow": "many"})
@@ -187,18 +242,47 @@ def test_updates_accept_extra_keywords_and_validate_passes(connection: Any) -> N
     connection.validate()
 
 
-def test_non_uuid_identifiers_are_refused(connection: Any) -> None:
-    with pytest.raises(tf_exceptions.StorageFailure, match="UUID"):
-        connection.save_logbook(models.LogBook("book", uuid="not-a-uuid"))
-    # A UUID spelled differently would come back spelled canonically, and the
-    # engine, which compares uuid strings, would lose track of it.
-    with pytest.raises(tf_exceptions.StorageFailure, match="canonical"):
-        connection.save_logbook(models.LogBook("book", uuid=uuidutils.generate_uuid().upper()))
-    # A lookup of something that cannot be a UUID finds nothing.
+IDENTIFIERS = ["42", "nightly-2024-06-01", "", " padded ", "ÜNICODE-✓", "x" * 64, "ABC" + "-" * 33]
+
+
+def test_any_string_identifier_round_trips_exactly(connection: Any) -> None:
+    """TaskFlow names records by any string; each comes back exactly as given."""
+    canonical = uuidutils.generate_uuid()
+    identifiers = [*IDENTIFIERS, canonical, canonical.upper()]
+    for index, name in enumerate(identifiers):
+        book = models.LogBook(f"book-{index}", uuid=f"book:{name}")
+        flow = models.FlowDetail("flow", uuid=f"flow:{name}")
+        atom = models.TaskDetail("task", uuid=name)
+        flow.add(atom)
+        book.add(flow)
+        connection.save_logbook(book)
+        stored = connection.get_logbook(f"book:{name}")
+        assert stored.uuid == f"book:{name}"
+        assert [f.uuid for f in stored] == [f"flow:{name}"]
+        assert [a.uuid for a in connection.get_flow_details(f"flow:{name}")] == [name]
+        assert connection.get_atom_details(name).uuid == name
+        atom.state = "SUCCESS"
+        assert connection.update_atom_details(atom).uuid == name
+        assert [a.uuid for a in connection.update_flow_details(flow)] == [name]
+    # Two spellings of one uuid are two identifiers, as they are to TaskFlow.
+    assert connection.get_atom_details(canonical).uuid == canonical
+    assert connection.get_atom_details(canonical.upper()).uuid == canonical.upper()
+    assert sorted(b.uuid for b in connection.get_logbooks()) == sorted(f"book:{n}" for n in identifiers)
+    connection.destroy_logbook("book:42")
     with pytest.raises(tf_exceptions.NotFound):
-        connection.get_logbook("not-a-uuid")
+        connection.get_logbook("book:42")
     with pytest.raises(tf_exceptions.NotFound):
-        connection.get_atom_details("not-a-uuid")
+        connection.get_atom_details("never-stored")
+
+
+def test_identifiers_that_are_not_strings_are_refused(connection: Any) -> None:
+    with pytest.raises(tf_exceptions.StorageFailure, match="must be a string"):
+        connection.save_logbook(models.LogBook("book", uuid=42))
+    with pytest.raises(tf_exceptions.NotFound):
+        connection.get_logbook(42)
+    # A NUL cannot be stored by PostgreSQL; it is refused alike everywhere.
+    with pytest.raises(tf_exceptions.StorageFailure, match="foreign_id"):
+        connection.save_logbook(models.LogBook("book", uuid="nul\x00"))
 
 
 def test_failures_with_unstorable_arguments_are_kept(connection: Any) -> None:
@@ -210,7 +294,9 @@ def test_failures_with_unstorable_arguments_are_kept(connection: Any) -> None:
     except ValueError:
         atom.failure = tf_failure.Failure()
     atom.state = "FAILURE"
-    stored = connection.update_atom_details(atom).failure
+    # The caller keeps its own failure (with its exc_info); the stored one holds the set's repr.
+    assert connection.update_atom_details(atom).failure is atom.failure
+    stored = connection.get_atom_details(atom.uuid).failure
     assert stored.check(ValueError)
     assert stored.exception_str == str(ValueError({1, 2}, "plain"))
     assert stored.exception_args == ("{1, 2}", "plain")  # the set as its repr
@@ -224,15 +310,33 @@ def test_listings_page_through_large_flows(connection: Any) -> None:
     assert names == [f"task-{a}" for a in range(1234)]
 
 
-def test_book_timestamps_follow_taskflow(connection: Any) -> None:
-    for book in (_book(0, 0), _book(2, 1)):
-        connection.save_logbook(book)
-        stored = connection.get_logbook(book.uuid)
-        assert stored.updated_at is None  # even with flow details added to it
-        assert stored.created_at is not None
-        assert stored.created_at.tzinfo is None  # TaskFlow's timestamps are naive UTC
-        connection.save_logbook(book)
-        assert connection.get_logbook(book.uuid).updated_at is not None
+def test_book_timestamps_are_kept_as_taskflow_sql_keeps_them(connection: Any, tmp_path: Any) -> None:
+    """Saved, read and saved again, a book's timestamps are what TaskFlow's
+    own SQL backend stores for the same calls. (Read whole, TaskFlow's
+    reports the time of reading as updated_at when the book has flows:
+    its add() stamps it. statestore reports what is stored.)"""
+    reference = backends.fetch({"connection": f"sqlite:///{tmp_path / 'taskflow.db'}"})
+    try:
+        with contextlib.closing(reference.get_connection()) as theirs:
+            theirs.upgrade()
+            for book in (_book(0, 0), _book(2, 1)):
+                for _ in range(2):
+                    mine_saved, theirs_saved = connection.save_logbook(book), theirs.save_logbook(book)
+                    assert (mine_saved.created_at, mine_saved.updated_at) == (
+                        theirs_saved.created_at,
+                        theirs_saved.updated_at,
+                    )
+                    mine, expected = connection.get_logbook(book.uuid), theirs.get_logbook(book.uuid, lazy=True)
+                    assert (mine.created_at, mine.updated_at) == (expected.created_at, expected.updated_at)
+                    assert mine.created_at.tzinfo is None  # TaskFlow's timestamps are naive UTC
+                book.created_at = datetime(2001, 2, 3, 4, 5, 6, 7)
+                book.updated_at = None
+                connection.save_logbook(book)
+                theirs.save_logbook(book)
+                mine, expected = connection.get_logbook(book.uuid), theirs.get_logbook(book.uuid, lazy=True)
+                assert (mine.created_at, mine.updated_at) == (expected.created_at, expected.updated_at)
+    finally:
+        reference.close()
 
 
 def test_flow_update_returns_every_stored_atom(connection: Any) -> None:
@@ -248,3 +352,45 @@ def test_flow_update_returns_every_stored_atom(connection: Any) -> None:
     assert merged.state == "RUNNING"
     assert [atom.name for atom in merged] == ["task-0", "task-1", "task-2", "added"]
     assert merged.find(extra.uuid) is extra  # the caller's own object, updated in place
+
+
+def test_updates_hand_back_the_callers_values(connection: Any) -> None:
+    """As from TaskFlow's SQL backend: a tuple stays a tuple and a failure
+    keeps its exc_info (so a resumed engine re-raises the original error),
+    while what is stored is JSON."""
+    book = _book(1, 2)
+    connection.save_logbook(book)
+    flow = next(iter(book))
+    first, second = list(flow)
+    first.state, first.results = "SUCCESS", (1, 3, 5)
+    try:
+        raise RuntimeError("Woot!")
+    except RuntimeError:
+        second.state, second.failure = "FAILURE", tf_failure.Failure()
+    updated = connection.update_atom_details(first)
+    assert updated is not first
+    assert updated.results == (1, 3, 5)
+    assert type(updated.results) is tuple
+    merged = connection.update_flow_details(flow)
+    assert merged.find(second.uuid).failure.exc_info is not None
+    with pytest.raises(RuntimeError, match="Woot!"):
+        merged.find(second.uuid).failure.reraise()
+    assert connection.get_atom_details(first.uuid).results == [1, 3, 5]
+    assert connection.get_atom_details(second.uuid).failure.exc_info is None
+
+
+def test_ignore_missing_hands_back_what_is_not_stored(connection: Any) -> None:
+    """TaskFlow's path-based backends take ``ignore_missing``; statestore
+    answers without NotFound and, keeping no detail outside its parent,
+    stores nothing."""
+    atom = models.TaskDetail("loose", uuid=uuidutils.generate_uuid())
+    flow = models.FlowDetail("loose", uuid=uuidutils.generate_uuid())
+    assert connection.update_atom_details(atom, ignore_missing=True) is atom
+    assert connection.update_flow_details(flow, ignore_missing=True) is flow
+    for update, record in ((connection.update_atom_details, atom), (connection.update_flow_details, flow)):
+        with pytest.raises(tf_exceptions.NotFound):
+            update(record)
+        with pytest.raises(TypeError):
+            update(record, frobnicate=True)
+    with pytest.raises(tf_exceptions.NotFound):
+        connection.get_atom_details(atom.uuid)

@@ -14,6 +14,7 @@ calling thread; only the store call crosses to the loop.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any, TypeVar, cast
@@ -22,7 +23,7 @@ from uuid import UUID
 from taskflow import exceptions as tf_exceptions
 from taskflow.persistence import base
 
-from statestore.compat.taskflow.bridge import LoopThread
+from statestore.compat.taskflow.bridge import SharedLoop
 from statestore.compat.taskflow.convert import (
     atom_from_taskflow,
     atom_to_taskflow,
@@ -31,9 +32,12 @@ from statestore.compat.taskflow.convert import (
     flow_from_taskflow,
     flow_to_taskflow,
     lookup_uuid,
+    merged_atom,
+    merged_book,
+    merged_flow,
 )
-from statestore.compat.taskflow.options import store_options
-from statestore.errors import NotFound, StoreError
+from statestore.compat.taskflow.options import store_options, validate_retries
+from statestore.errors import NotFound, StoreError, Unavailable
 from statestore.store import Store, open_store_unchecked
 
 __all__ = ["StatestoreBackend", "StatestoreConnection"]
@@ -70,7 +74,8 @@ class StatestoreBackend(base.Backend):  # type: ignore[misc]
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         super().__init__(conf)
         self._url, self._options = store_options(self._conf)
-        self._loop = LoopThread("statestore-taskflow")
+        self.validate_retries = validate_retries(self._conf)
+        self._loop = SharedLoop("statestore-taskflow")
         self._exit: AsyncExitStack | None = None
         self._store: Store | None = None
         self._upgrade_lock = threading.Lock()
@@ -86,13 +91,18 @@ class StatestoreBackend(base.Backend):  # type: ignore[misc]
         return self._store
 
     async def _on_store(self, action: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
-        return await action(await self._opened(), *args)
+        store = self._store  # open after the first call: no await of _opened on the hot path
+        return await action(store if store is not None else await self._opened(), *args)
 
     def call(self, action: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await action(store, *args)`` on the backend's loop, with
-        statestore's errors raised as TaskFlow's."""
-        with _taskflow_errors():
+        """``await action(store, *args)`` on the backend's loop, run by the
+        calling thread itself when no other thread is running it (see
+        :mod:`.bridge`), with statestore's errors raised as TaskFlow's."""
+        try:
             return cast(T, self._loop.call(self._on_store, action, args))
+        except Exception:  # translated here, not in a with-block around every call: it costs per call
+            with _taskflow_errors():
+                raise
 
     def upgrade(self) -> None:
         """Create or migrate the schema; idempotent, one thread at a time."""
@@ -133,7 +143,7 @@ async def _update_flow(store: Store, record: Any) -> Any:
 
 
 async def _save_book(store: Store, record: Any) -> Any:
-    return await store.logbooks.save(record)
+    return await store.logbooks.save(record, keep_timestamps=True)
 
 
 async def _destroy_book(store: Store, uuid: UUID) -> None:
@@ -185,8 +195,18 @@ class StatestoreConnection(base.Connection):  # type: ignore[misc]
         self._backend.upgrade()
 
     def validate(self) -> None:
-        """StorageFailure unless ``statestore check`` finds the database sound."""
-        report = self._backend.call(_check)
+        """StorageFailure unless ``statestore check`` finds the database
+        sound. A database that cannot be reached is tried ``max_retries``
+        more times (conf), waiting 1, 2, 4 … up to 16 seconds between, as
+        TaskFlow's SQL backend does."""
+        for attempt in range(self._backend.validate_retries + 1):
+            try:
+                report = self._backend.call(_check)
+                break
+            except tf_exceptions.StorageFailure as error:
+                if attempt == self._backend.validate_retries or not isinstance(error.cause, Unavailable):
+                    raise
+                time.sleep(min(2**attempt, 16))
         if not report.ok:
             raise tf_exceptions.StorageFailure("statestore check failed: " + "; ".join(report.problems))
 
@@ -194,32 +214,52 @@ class StatestoreConnection(base.Connection):  # type: ignore[misc]
         """Delete every logbook with its flow and atom details."""
         self._backend.call(_clear)
 
-    def update_atom_details(self, atom_detail: Any, **_ignored: Any) -> Any:
-        """Merge an atom detail (NotFound if absent); return the stored copy.
+    def update_atom_details(self, atom_detail: Any, ignore_missing: bool = False) -> Any:
+        """Merge an atom detail into the stored one and return the result,
+        holding the caller's values (as TaskFlow's SQL backend returns them).
 
-        Extra keywords (``ignore_missing=`` of the path-based backends) are
-        accepted and ignored.
+        An atom that is not stored is NotFound, or with ``ignore_missing``
+        handed back unchanged and not stored: unlike TaskFlow's path-based
+        backends, statestore keeps no atom outside its flow detail.
         """
         with _taskflow_errors():
             record = atom_from_taskflow(atom_detail)
-        stored = self._backend.call(_update_atom, record)
-        return atom_to_taskflow(stored)
+        try:
+            stored = self._backend.call(_update_atom, record)
+        except tf_exceptions.NotFound:
+            if ignore_missing is True:
+                return atom_detail
+            raise
+        return merged_atom(stored, atom_detail)
 
-    def update_flow_details(self, flow_detail: Any, **_ignored: Any) -> Any:
+    def update_flow_details(self, flow_detail: Any, ignore_missing: bool = False) -> Any:
         """Merge the flow detail and its atoms (only atoms that changed are
         written); the result holds *every* atom of the flow, which the
-        engine relies on (it replaces its atoms with these)."""
+        engine relies on (it replaces its atoms with these), with the
+        caller's own atom objects where it has them.
+
+        A flow detail that is not stored is NotFound, or with
+        ``ignore_missing`` handed back unchanged and not stored: statestore
+        keeps no flow detail outside its logbook.
+        """
         with _taskflow_errors():
             record = flow_from_taskflow(flow_detail)
-        stored = self._backend.call(_update_flow, record)
-        return flow_to_taskflow(stored, reuse=flow_detail)
+        try:
+            stored = self._backend.call(_update_flow, record)
+        except tf_exceptions.NotFound:
+            if ignore_missing is True:
+                return flow_detail
+            raise
+        return merged_flow(stored, flow_detail)
 
     def save_logbook(self, book: Any) -> Any:
         """Upsert the book with its flow and atom details (a merge: stored
-        children missing from ``book`` are kept); return the stored book."""
+        children missing from ``book`` are kept), with the book's own
+        timestamps; return the stored book, holding the caller's objects
+        and values for what the caller gave."""
         with _taskflow_errors():
             record = book_from_taskflow(book)
-        return book_to_taskflow(self._backend.call(_save_book, record))
+        return merged_book(self._backend.call(_save_book, record), book)
 
     def destroy_logbook(self, book_uuid: Any) -> None:
         """Delete a book with everything in it (NotFound if absent)."""

@@ -1,20 +1,23 @@
 """TaskFlow's model objects ↔ statestore's flow records.
 
-Identifiers. TaskFlow identifies everything by uuid *strings* (oslo's
-``generate_uuid``: canonical lowercase uuid4); statestore by
-:class:`uuid.UUID`. A string is converted only if it is a UUID in canonical
-form, because the engine finds atoms by comparing uuid strings: a string we
-would hand back differently spelled (``ABC…`` → ``abc…``) would silently
-stop matching. Anything else is refused with a StorageFailure naming the
-value, rather than mapped through ``uuid5`` to a second identity that the
-database would know and TaskFlow would not. Lookups (``get_*``,
-``destroy_logbook``) of a string that is not a UUID raise NotFound: no such
-record can exist.
+Identifiers. TaskFlow identifies everything by strings: usually canonical
+uuid4s, but any string its backends accept ('42' in its own tests,
+'nightly-2024-06-01' in users'). A canonical uuid string is stored as that
+uuid; any other string as a uuid derived from it, with the string itself
+kept in the record's ``foreign_id`` (:mod:`statestore.flows.foreign_ids`).
+Reads hand back exactly the string that was written, which matters: the
+engine finds atoms by comparing uuid strings.
 
 Timestamps. TaskFlow's are naive UTC, and a LogBook's ``updated_at`` stays
-None until the book is written again — TaskFlow's SQL backend gets that from
-a column with no default and an ``onupdate``; statestore sets both on insert,
-so ``updated_at == created_at`` reads as "never updated".
+None until the book is saved again. A book is saved with its own timestamps
+(``keep_timestamps``), as TaskFlow's SQL backend keeps them; statestore's
+``updated_at`` is never NULL, so "never updated" is stored as
+``updated_at == created_at`` and read back as None.
+
+Values. Like TaskFlow's own backends, the objects handed back after an
+update hold the caller's values, not copies decoded from JSON: a result
+``(1, 3, 5)`` stays a tuple and a Failure keeps its ``exc_info``, so a
+resumed engine re-raises the original exception. What is *stored* is JSON.
 
 Failures. A failure's ``exc_args`` are whatever the exception was built
 with; an argument JSON cannot represent (an object, a set, bytes) is stored
@@ -26,6 +29,7 @@ remain strict: a task result JSON cannot store exactly is refused.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +41,7 @@ from taskflow.types import failure as tf_failure
 from statestore.core.types import ensure_json
 from statestore.errors import InvalidInput
 from statestore.flows import AtomDetail, AtomKind, AtomState, Failure, FlowDetail, FlowState, Intention, LogBook
+from statestore.flows.foreign_ids import foreign_identity, foreign_uuid
 from statestore.flows.records import RetryAttempt
 
 __all__ = [
@@ -46,36 +51,44 @@ __all__ = [
     "book_to_taskflow",
     "flow_from_taskflow",
     "flow_to_taskflow",
+    "identifier_of",
     "lookup_uuid",
-    "uuid_of",
+    "merged_atom",
+    "merged_book",
+    "merged_flow",
 ]
 
 
-def uuid_of(value: Any) -> UUID:
-    """The UUID of a TaskFlow object being written (StorageFailure unless
-    ``value`` is a UUID or a UUID string in canonical form)."""
+def _identity(value: Any) -> tuple[UUID, str | None]:
+    """``(uuid, foreign_id)`` of a TaskFlow object being written
+    (StorageFailure for an identifier that is neither a string nor a UUID)."""
     if isinstance(value, UUID):
-        return value
-    try:
-        parsed = UUID(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or str(parsed) != value:
-        raise tf_exceptions.StorageFailure(
-            f"statestore stores TaskFlow uuids as UUIDs; {value!r} is not one in canonical form "
-            "(lowercase 8-4-4-4-12 hex, as TaskFlow generates)"
-        )
-    return parsed
+        return value, None
+    if not isinstance(value, str):
+        raise tf_exceptions.StorageFailure(f"a TaskFlow uuid must be a string, got {type(value).__name__} {value!r}")
+    return foreign_identity(value)
+
+
+def identifier_of(record: AtomDetail | FlowDetail | LogBook) -> str:
+    """The TaskFlow identifier ``record`` was stored under."""
+    return str(record.uuid) if record.foreign_id is None else record.foreign_id
 
 
 def lookup_uuid(value: Any, what: str) -> UUID:
-    """The UUID to look ``value`` up by (NotFound if it cannot be one)."""
+    """The uuid a record TaskFlow names ``value`` is stored under (NotFound
+    if ``value`` cannot name one)."""
     if isinstance(value, UUID):
         return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise tf_exceptions.NotFound(f"{what} {value!r} not found (not a UUID)") from None
+    if not isinstance(value, str):
+        raise tf_exceptions.NotFound(f"{what} {value!r} not found (not a string)")
+    return foreign_uuid(value)
+
+
+def _aware_utc(moment: datetime | None) -> datetime | None:
+    """TaskFlow's naive-UTC timestamp (or an aware one) as an aware UTC one."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _naive_utc(moment: datetime | None) -> datetime | None:
@@ -123,10 +136,12 @@ def atom_from_taskflow(atom: Any) -> AtomDetail:
             RetryAttempt(data, {name: _failure(item) for name, item in (failures or {}).items()})
             for data, failures in results
         ]
+    uuid, foreign_id = _identity(atom.uuid)
     return AtomDetail(
         name=atom.name,
         kind=AtomKind.RETRY if is_retry else AtomKind.TASK,
-        uuid=uuid_of(atom.uuid),
+        uuid=uuid,
+        foreign_id=foreign_id,
         state=None if atom.state is None else AtomState(atom.state),
         intention=Intention(atom.intention),
         results=results,
@@ -140,7 +155,7 @@ def atom_from_taskflow(atom: Any) -> AtomDetail:
 
 def atom_to_taskflow(atom: AtomDetail) -> Any:
     """A new TaskDetail or RetryDetail holding ``atom``."""
-    result = (models.RetryDetail if atom.kind is AtomKind.RETRY else models.TaskDetail)(atom.name, str(atom.uuid))
+    result = (models.RetryDetail if atom.kind is AtomKind.RETRY else models.TaskDetail)(atom.name, identifier_of(atom))
     result.state = None if atom.state is None else atom.state.value
     result.intention = atom.intention.value
     if atom.kind is AtomKind.RETRY:
@@ -160,42 +175,66 @@ def atom_to_taskflow(atom: AtomDetail) -> Any:
 
 def flow_from_taskflow(flow: Any) -> FlowDetail:
     """A statestore record of a FlowDetail and every atom it holds."""
+    uuid, foreign_id = _identity(flow.uuid)
     return FlowDetail(
         name=flow.name,
-        uuid=uuid_of(flow.uuid),
+        uuid=uuid,
+        foreign_id=foreign_id,
         state=None if flow.state is None else FlowState(flow.state),
         meta=dict(flow.meta or {}),
         atoms=[atom_from_taskflow(atom) for atom in flow],
     )
 
 
-def flow_to_taskflow(flow: FlowDetail, reuse: Any = None) -> Any:
-    """A TaskFlow FlowDetail of ``flow``.
-
-    Atoms that ``reuse`` (the caller's own FlowDetail) holds are updated in
-    place and returned as themselves, as TaskFlow's own backends do: the
-    engine keeps using an atom object it just added to a flow (its
-    ``inject`` does), so a copy in its place would silently drop later
-    updates.
-    """
-    result = models.FlowDetail(flow.name, str(flow.uuid))
+def flow_to_taskflow(flow: FlowDetail) -> Any:
+    """A new TaskFlow FlowDetail holding ``flow`` and its atoms."""
+    result = models.FlowDetail(flow.name, identifier_of(flow))
     result.state = None if flow.state is None else flow.state.value
     result.meta = flow.meta
     for atom in flow.atoms:
-        converted = atom_to_taskflow(atom)
-        mine = None if reuse is None else reuse.find(str(atom.uuid))
-        if mine is not None and type(mine) is type(converted):
-            mine.update(converted)
-            converted = mine
-        result.add(converted)
+        result.add(atom_to_taskflow(atom))
+    return result
+
+
+def merged_atom(stored: AtomDetail, given: Any) -> Any:
+    """What an atom update hands back: the stored atom merged with the
+    caller's, as TaskFlow's SQL backend returns it: the caller's values
+    (its tuples, its Failures with their exc_info) in a new object."""
+    result = atom_to_taskflow(stored)
+    if type(result) is type(given):
+        result.merge(given)
+    return result
+
+
+def merged_flow(stored: FlowDetail, given: Any) -> Any:
+    """What a flow update hands back: every stored atom, the caller's own
+    atom objects where it holds them, and the caller's state and meta.
+
+    The engine keeps using atom objects it just added to its flow detail
+    (``inject`` does), so a copy in their place would silently drop its
+    later updates; and the values it holds stay its own, not their JSON.
+    """
+    result = models.FlowDetail(stored.name, identifier_of(stored))
+    result.state = None if stored.state is None else stored.state.value
+    result.meta = stored.meta
+    result.merge(given)
+    for atom in stored.atoms:
+        mine = given.find(identifier_of(atom))
+        result.add(mine if mine is not None else atom_to_taskflow(atom))
     return result
 
 
 def book_from_taskflow(book: Any) -> LogBook:
     """A statestore record of a LogBook and everything it holds."""
+    uuid, foreign_id = _identity(book.uuid)
+    created_at = _aware_utc(book.created_at)
     return LogBook(
         name=book.name,
-        uuid=uuid_of(book.uuid),
+        uuid=uuid,
+        foreign_id=foreign_id,
+        created_at=created_at,
+        # TaskFlow's "never updated" is statestore's updated_at == created_at.
+        updated_at=_aware_utc(book.updated_at) or created_at,
         meta=dict(book.meta or {}),
         flows=[flow_from_taskflow(flow) for flow in book],
     )
@@ -203,7 +242,7 @@ def book_from_taskflow(book: Any) -> LogBook:
 
 def book_to_taskflow(book: LogBook) -> Any:
     """A new TaskFlow LogBook holding ``book``."""
-    result = models.LogBook(book.name, uuid=str(book.uuid))
+    result = models.LogBook(book.name, uuid=identifier_of(book))
     result.meta = book.meta
     for flow in book.flows:
         result.add(flow_to_taskflow(flow))
@@ -211,4 +250,16 @@ def book_to_taskflow(book: LogBook) -> Any:
     # books have no updated_at until they are saved again.
     result.created_at = _naive_utc(book.created_at)
     result.updated_at = None if book.updated_at == book.created_at else _naive_utc(book.updated_at)
+    return result
+
+
+def merged_book(stored: LogBook, given: Any) -> Any:
+    """What a save hands back: the stored book with every flow detail, the
+    caller's own meta and timestamps, and its flow details merged as by a
+    flow update where it gave them."""
+    result = book_to_taskflow(replace(stored, flows=[]))
+    for flow in stored.flows:
+        mine = given.find(identifier_of(flow))
+        result.add(flow_to_taskflow(flow) if mine is None else merged_flow(flow, mine))
+    result.merge(given)  # after add(), which stamps updated_at with the current time
     return result

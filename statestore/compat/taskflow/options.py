@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["PREFIX", "store_options"]
+__all__ = ["PREFIX", "store_options", "validate_retries"]
 
 PREFIX = "statestore+"
 
@@ -27,17 +27,21 @@ _POOL_KEYS = {
     "pool_timeout": ("pool_timeout", float),
     "idle_timeout": ("pool_recycle", int),
 }
+# The isolation statestore's writing transactions run at, per backend
+# (TaskFlow's SQL backend defaults to READ COMMITTED on servers too). A unit
+# that needs a snapshot takes one itself, so no other level can be imposed.
+_ISOLATION = {"postgresql": "READ COMMITTED", "mysql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
+# engine_args statestore passes on to SQLAlchemy (the pool's; servers only).
+_ENGINE_ARGS = frozenset({"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "connect_args"})
+# Modes under which MariaDB refuses bad data instead of mangling it, as
+# statestore needs; TaskFlow's default (TRADITIONAL) is one.
+_STRICT_MODES = ("TRADITIONAL", "STRICT_ALL_TABLES", "STRICT_TRANS_TABLES")
 # TaskFlow SQL backend keys statestore cannot honour, and why.
 _UNSUPPORTED = {
-    "isolation_level": "statestore chooses each unit's isolation itself",
-    "isolation_levels": "statestore chooses each unit's isolation itself",
-    "engine_args": "pass the pool options (max_pool_size, max_overflow, pool_timeout, idle_timeout) instead",
-    "log_statements": "use echo=true",
-    "log_statements_level": "use echo=true",
-    "checkin_yield": "statestore does not run on eventlet",
-    "checkout_ping": "statestore's MariaDB connections are not pinged on checkout",
-    "mysql_sql_mode": "statestore validates values itself and uses MariaDB's strict defaults",
-    "max_retries": "validate() makes one attempt",
+    "log_statements_level": (
+        "statestore logs statements through SQLAlchemy's 'sqlalchemy.engine' logger at INFO "
+        "(log_statements=true); set that logger's level instead"
+    ),
 }
 
 
@@ -52,15 +56,72 @@ def _flag(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _isolation(key: str, value: Any, backend: str) -> None:
+    """Refuse an isolation level other than the one statestore runs at."""
+    wanted = _ISOLATION.get(backend, "READ COMMITTED")
+    if str(value).strip().upper().replace("_", " ") != wanted:
+        raise ValueError(
+            f"statestore TaskFlow backend: {key}={value!r} is not supported: statestore's transactions "
+            f"on {backend} run at {wanted} (a unit needing a snapshot takes one itself)"
+        )
+
+
+def _engine_args(value: Any, sqlite: bool) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"statestore TaskFlow backend: engine_args must be a dict, got {value!r}")
+    unknown = sorted(set(value) - _ENGINE_ARGS - {"echo"})
+    if unknown:
+        raise ValueError(
+            f"statestore TaskFlow backend: engine_args {unknown} are not supported "
+            f"(statestore builds its own engine; it passes on {sorted(_ENGINE_ARGS | {'echo'})})"
+        )
+    options = {"echo": _flag(value["echo"])} if "echo" in value else {}
+    if not sqlite:  # a SQLite store has one writer connection and its own readers: no pool
+        options.update((key, item) for key, item in value.items() if key != "echo")
+    return options
+
+
+def _sql_mode(value: Any) -> None:
+    modes = {mode.strip().upper() for mode in str(value).split(",")}
+    if not modes & set(_STRICT_MODES):
+        raise ValueError(
+            f"statestore TaskFlow backend: mysql_sql_mode={value!r} is not supported: statestore needs a "
+            f"strict mode (one of {', '.join(_STRICT_MODES)}) so that MariaDB refuses bad values"
+        )
+
+
+def validate_retries(conf: dict[str, Any]) -> int:
+    """How many times ``validate()`` retries a database it cannot reach
+    (``max_retries``, default 0), as TaskFlow's SQL backend does."""
+    value = conf.get("max_retries", 0)
+    retries = int(_number("max_retries", value, int))
+    if retries < 0:
+        raise ValueError(f"statestore TaskFlow backend: max_retries must be 0 or more, got {value!r}")
+    return retries
+
+
 def store_options(conf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The statestore URL and ``open_store`` options a TaskFlow conf asks for.
 
-    Honoured: ``echo``; ``busy_timeout`` (SQLite); ``max_pool_size``,
-    ``max_overflow``, ``pool_timeout``, ``idle_timeout`` (servers; ignored
-    on SQLite). Keys TaskFlow's ``fetch`` merges in from the URI (username,
-    password, hostname, port, query parameters) are accepted; query
-    parameters that are not conf keys stay in the URL for the driver. Any
-    other key raises ValueError naming it.
+    Honoured:
+
+    * ``echo`` and ``log_statements`` (statements logged by SQLAlchemy);
+    * ``busy_timeout`` (SQLite);
+    * ``max_pool_size``, ``max_overflow``, ``pool_timeout``, ``idle_timeout``
+      and ``engine_args``' pool keys (servers; ignored on SQLite);
+    * ``checkout_ping`` (servers: ping a connection before use);
+    * ``isolation_level`` / ``isolation_levels``, when they ask for the
+      level statestore runs at (READ COMMITTED on servers, SERIALIZABLE on
+      SQLite); another level is refused, naming why;
+    * ``mysql_sql_mode``, when strict (statestore's MariaDB sessions are);
+    * ``checkin_yield`` false (true asks for eventlet, which statestore
+      does not run on);
+    * ``max_retries`` is the backend's (:func:`validate_retries`).
+
+    Keys TaskFlow's ``fetch`` merges in from the URI (username, password,
+    hostname, port, query parameters) are accepted; query parameters that
+    are not conf keys stay in the URL for the driver. Any other key raises
+    ValueError naming it.
     """
     connection = conf.get("connection")
     if not isinstance(connection, str) or not connection.startswith(PREFIX):
@@ -69,14 +130,39 @@ def store_options(conf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         url = make_url(connection[len(PREFIX) :])
     except ArgumentError as error:
         raise ValueError(f"statestore TaskFlow backend: not a database URL: {connection!r}") from error
-    sqlite = url.get_backend_name() == "sqlite"
+    backend = url.get_backend_name()
+    sqlite = backend == "sqlite"
     options: dict[str, Any] = {}
     consumed: set[str] = set()
     for key, value in conf.items():
         if key in _FROM_URI:
             continue
-        if key == "echo":
-            options["echo"] = _flag(value)
+        if key in ("echo", "log_statements"):
+            options["echo"] = options.get("echo", False) or _flag(value)
+        elif key == "isolation_level":
+            _isolation(key, value, backend)
+        elif key == "isolation_levels":
+            if not isinstance(value, dict):
+                raise ValueError(f"statestore TaskFlow backend: isolation_levels must be a dict, got {value!r}")
+            for driver, level in value.items():
+                if str(driver).split("+")[0] == backend:
+                    _isolation(f"isolation_levels[{driver!r}]", level, backend)
+        elif key == "engine_args":
+            options.update(_engine_args(value, sqlite))
+        elif key == "checkout_ping":
+            if _flag(value) and not sqlite:
+                options["pre_ping"] = True
+        elif key == "checkin_yield":
+            if _flag(value):
+                raise ValueError(
+                    "statestore TaskFlow backend: checkin_yield=true is not supported "
+                    "(it yields eventlet's green threads; statestore does not run on eventlet)"
+                )
+        elif key == "mysql_sql_mode":
+            if backend in ("mysql", "mariadb"):
+                _sql_mode(value)
+        elif key == "max_retries":
+            validate_retries(conf)
         elif key == "busy_timeout" and sqlite:
             options["busy_timeout"] = _number(key, value, float)
         elif key in _POOL_KEYS:

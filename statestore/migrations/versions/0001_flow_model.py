@@ -1,4 +1,11 @@
-"""flow model: logbooks, flow details, atom details
+"""flow model: logbooks (table log_books), flow details, atom details
+
+The logbooks' table was named ``logbooks`` when this revision was first
+written; it was changed to ``log_books`` (with the constraint names that
+follow from it) because TaskFlow's own SQLAlchemy backend names its table
+``logbooks``, and this revision must be able to run on a database that
+already holds TaskFlow's tables. Revision 0007 renames the table of a
+database made by the earlier version of this revision.
 
 Revision ID: 0001_flow_model
 Revises:
@@ -38,12 +45,12 @@ def _entity_columns() -> list[sa.Column[object]]:
 
 def upgrade() -> None:
     op.create_table(
-        "logbooks",
+        "log_books",
         *_entity_columns(),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("meta", JSONType, nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_logbooks")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_logbooks_uuid")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_log_books")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_log_books_uuid")),
     )
     op.create_table(
         "flow_details",
@@ -54,7 +61,7 @@ def upgrade() -> None:
         sa.Column("meta", JSONType, nullable=False),
         sa.CheckConstraint(f"state IN ({FLOW_STATES})", name=op.f("ck_flow_details_state")),
         sa.ForeignKeyConstraint(
-            ["logbook_id"], ["logbooks.id"], name=op.f("fk_flow_details_logbook_id_logbooks"), ondelete="CASCADE"
+            ["logbook_id"], ["log_books.id"], name=op.f("fk_flow_details_logbook_id_log_books"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flow_details")),
         sa.UniqueConstraint("uuid", name=op.f("uq_flow_details_uuid")),
@@ -94,4 +101,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("atom_details")
     op.drop_table("flow_details")
-    op.drop_table("logbooks")
+    # A database made by the earlier version of this revision has its table
+    # as "logbooks" until 0007; one without log_books is such a database, and
+    # its "logbooks" is statestore's (TaskFlow's could not be beside it).
+    op.drop_table("log_books" if sa.inspect(op.get_bind()).has_table("log_books") else "logbooks")

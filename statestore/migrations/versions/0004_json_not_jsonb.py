@@ -38,12 +38,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSON_COLUMNS = {
-    "logbooks": ("meta",),
+    "log_books": ("meta",),
     "flow_details": ("meta",),
     "atom_details": ("results", "failure", "revert_results", "revert_failure", "meta"),
     "jobs": ("settings", "metadata"),
     "tasks": ("commands",),
 }
+
+
+def _json_columns(bind: sa.Connection) -> dict[str, tuple[str, ...]]:
+    """JSON_COLUMNS under the table names of this database: a database made
+    by the earlier 0001 has "logbooks" where today's has "log_books", until
+    0007 renames it (one without log_books is such a database)."""
+    if sa.inspect(bind).has_table("log_books"):
+        return JSON_COLUMNS
+    return {("logbooks" if table == "log_books" else table): columns for table, columns in JSON_COLUMNS.items()}
 
 
 def _postgresql(bind: sa.Connection, source: type[postgresql.JSON], target: str) -> None:
@@ -52,7 +61,7 @@ def _postgresql(bind: sa.Connection, source: type[postgresql.JSON], target: str)
     by this version already has json columns: nothing is converted then."""
     quote = bind.dialect.identifier_preparer.quote
     inspector = sa.inspect(bind)
-    for table, columns in JSON_COLUMNS.items():
+    for table, columns in _json_columns(bind).items():
         types = {column["name"]: column["type"] for column in inspector.get_columns(table)}
         changing = [name for name in columns if type(types[name]) is source]  # JSONB is a JSON
         if changing:
@@ -67,7 +76,7 @@ def _sqlite(bind: sa.Connection, source: str, target: str) -> None:
     table is made anew from its own CREATE statement with only those words
     changed, filled from the old one, which is dropped; then its indexes are
     made again from their own statements."""
-    for table, columns in JSON_COLUMNS.items():
+    for table, columns in _json_columns(bind).items():
         create = bind.exec_driver_sql(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
         ).scalar_one()
