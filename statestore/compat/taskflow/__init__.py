@@ -5,7 +5,7 @@ Requires the ``taskflow`` extra (``pip install 'statestore[taskflow]'``);
 without TaskFlow installed.
 
 * :mod:`.backend` — TaskFlow's ``Backend`` and ``Connection``;
-* :mod:`.bridge` — the private event-loop thread the store lives on;
+* :mod:`.bridge` — the private event loop the store lives on, run by the calling threads;
 * :mod:`.convert` — TaskFlow's model objects ↔ statestore's records;
 * :mod:`.migration` — copying logbooks from and to any other TaskFlow backend;
 * :mod:`.options` — TaskFlow conf keys → statestore URL and options.

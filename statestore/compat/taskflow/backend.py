@@ -6,9 +6,9 @@ part after ``statestore+`` is the statestore URL.
 
 The engine opens a connection for every call (4N+6 times for N tasks), so a
 :class:`StatestoreConnection` is a tiny object: the store is opened once per
-backend, on the backend's private event-loop thread, on first use.
-Conversions between TaskFlow's objects and statestore's records run in the
-calling thread; only the store call crosses to the loop.
+backend, on the backend's private event loop, on first use. The calling
+threads run that loop themselves, one at a time (:mod:`.bridge`), so a call
+crosses to no other thread.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class StatestoreBackend(base.Backend):  # type: ignore[misc]
     ``conf`` is TaskFlow's: ``connection`` (``statestore+<statestore URL>``)
     and the options :func:`~statestore.compat.taskflow.options.store_options`
     accepts. Nothing is opened until first use; :meth:`close` closes the
-    store and stops the loop thread, and a later call opens them again.
+    store and closes its event loop, and a later call opens them again.
     """
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
@@ -115,7 +115,7 @@ class StatestoreBackend(base.Backend):  # type: ignore[misc]
         return StatestoreConnection(self)
 
     def close(self) -> None:
-        """Close the store and stop the loop thread."""
+        """Close the store and its event loop."""
         exit_stack, self._exit, self._store = self._exit, None, None
         try:
             if exit_stack is not None:
