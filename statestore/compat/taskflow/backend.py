@@ -222,15 +222,7 @@ class StatestoreConnection(base.Connection):  # type: ignore[misc]
         handed back unchanged and not stored: unlike TaskFlow's path-based
         backends, statestore keeps no atom outside its flow detail.
         """
-        with _taskflow_errors():
-            record = atom_from_taskflow(atom_detail)
-        try:
-            stored = self._backend.call(_update_atom, record)
-        except tf_exceptions.NotFound:
-            if ignore_missing is True:
-                return atom_detail
-            raise
-        return merged_atom(stored, atom_detail)
+        return self._update(atom_detail, atom_from_taskflow, _update_atom, merged_atom, ignore_missing)
 
     def update_flow_details(self, flow_detail: Any, ignore_missing: bool = False) -> Any:
         """Merge the flow detail and its atoms (only atoms that changed are
@@ -242,15 +234,28 @@ class StatestoreConnection(base.Connection):  # type: ignore[misc]
         ``ignore_missing`` handed back unchanged and not stored: statestore
         keeps no flow detail outside its logbook.
         """
+        return self._update(flow_detail, flow_from_taskflow, _update_flow, merged_flow, ignore_missing)
+
+    def _update(
+        self,
+        given: Any,
+        convert: Callable[[Any], Any],
+        update: Callable[..., Awaitable[Any]],
+        merge: Callable[[Any, Any], Any],
+        ignore_missing: bool,
+    ) -> Any:
+        """One update: ``given`` converted, stored by ``update``, the stored
+        record merged with ``given``; a missing one handed back as it is
+        when ``ignore_missing`` (truthy, as the path-based backends test it)."""
         with _taskflow_errors():
-            record = flow_from_taskflow(flow_detail)
+            record = convert(given)
         try:
-            stored = self._backend.call(_update_flow, record)
+            stored = self._backend.call(update, record)
         except tf_exceptions.NotFound:
-            if ignore_missing is True:
-                return flow_detail
+            if ignore_missing:
+                return given
             raise
-        return merged_flow(stored, flow_detail)
+        return merge(stored, given)
 
     def save_logbook(self, book: Any) -> Any:
         """Upsert the book with its flow and atom details (a merge: stored
