@@ -16,11 +16,13 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.engine import Connection
 
 from statestore import Change, ChangeKind, CursorExpired, InvalidInput, Store, open_store
 from statestore.changes.recording import change, record
 from statestore.changes.tables import CHANGES
+from statestore.core.dialect import facts_of
 from statestore.core.types import utcnow
 
 
@@ -31,8 +33,33 @@ def _rows(
     return [change(kind, at=now, job=job, flow=flow, old="queued", new=f"s{i}", reason=f"r{i}") for i in range(n)]
 
 
-async def _append(store: Store, rows: list[dict[str, Any]]) -> None:
+async def _append(store: Store, rows: list[dict[str, Any]], *, settle: bool = True) -> None:
+    """Append, then (unless inside a transaction or racing on purpose) wait
+    until the feed can show it."""
     await store.write(partial(record, rows=rows))
+    if settle:
+        await _settled(store)
+
+
+def _held_back(connection: Connection) -> int:
+    horizon = facts_of(connection).change_horizon()
+    if horizon is None:
+        return 0
+    held = select(func.count()).select_from(CHANGES).where(CHANGES.c.tx >= horizon)
+    return int(connection.execute(held).scalar_one())
+
+
+async def _settled(store: Store) -> None:
+    """Wait until the feed can show every committed change. On PostgreSQL a
+    change shows once every older transaction has ended, anywhere on the
+    server (see statestore.changes.feed): a transaction another test holds
+    open in another database delays it, so a read right after a commit may
+    not see it yet."""
+    for _ in range(500):
+        if not await store.read(_held_back):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the feed stayed behind the committed changes for 10 s")
 
 
 async def _all(store: Store, after: str | None = None, **filters: Any) -> list[Change]:
@@ -102,8 +129,8 @@ async def test_a_change_committed_late_with_an_early_id_is_not_skipped(backend: 
         pytest.skip("SQLite has one writer: a change's id is drawn in commit order")
     async with open_store(store_url) as writer, open_store(store_url) as other:
         async with writer.transaction():
-            await _append(writer, [change(ChangeKind.JOB_STATUS, at=utcnow(), new="early")])
-            await _append(other, [change(ChangeKind.JOB_STATUS, at=utcnow(), new="late")])
+            await _append(writer, [change(ChangeKind.JOB_STATUS, at=utcnow(), new="early")], settle=False)
+            await _append(other, [change(ChangeKind.JOB_STATUS, at=utcnow(), new="late")], settle=False)
             seen = await _all(other)
         rest = await _all(other, seen[-1].cursor) if seen else await _all(other)
     got = [c.new for c in seen + rest]
@@ -125,7 +152,7 @@ async def test_cursors_never_skip_a_change_under_concurrent_writers(backend: str
             label = f"{index}.{n}"
             pause = rng.random() * 0.02
             async with store.transaction():
-                await _append(store, [change(ChangeKind.TASK_STATUS, at=utcnow(), new=label)])
+                await _append(store, [change(ChangeKind.TASK_STATUS, at=utcnow(), new=label)], settle=False)
                 await asyncio.sleep(pause)
             written.append(label)
 
@@ -192,7 +219,7 @@ async def test_a_follower_gets_new_changes_as_they_commit(store: Store) -> None:
     assert len(received) == 1
     await _append(store, _rows(n=1))
     async with store.transaction():
-        await _append(store, _rows(n=1))
+        await _append(store, _rows(n=1), settle=False)
     await asyncio.wait_for(following, 5)
     assert len(received) == 3
 
@@ -251,7 +278,7 @@ async def test_two_followers_reading_while_writers_commit_each_get_everything(ba
 
     async def writer(index: int) -> None:
         for n in range(total // 3):
-            await _append(store, [change(ChangeKind.TASK_STATUS, at=utcnow(), new=f"{index}.{n}")])
+            await _append(store, [change(ChangeKind.TASK_STATUS, at=utcnow(), new=f"{index}.{n}")], settle=False)
 
     await asyncio.gather(*(writer(i) for i in range(3)))
     for got in await asyncio.wait_for(asyncio.gather(*followers), 20):
