@@ -31,6 +31,7 @@ from statestore.flows.flow_details import FlowDetails
 from statestore.flows.logbooks import LogBooks
 from statestore.schema import migrate
 from statestore.schema.check import CheckReport, run_checks
+from statestore.schema.vacuum import vacuum
 
 __all__ = ["Store", "WalCheckpoint", "open_store", "open_store_unchecked"]
 
@@ -150,6 +151,13 @@ class Store:
     async def check(self) -> CheckReport:
         """Integrity, foreign keys, schema revision and (SQLite file) the WAL's size, as a report."""
         return await self._runner.admin(run_checks)
+
+    async def vacuum(self) -> None:
+        """Give the space of deleted rows back and refresh the planner's
+        statistics (see :mod:`statestore.schema.vacuum`). On SQLite it
+        rewrites the file, holding the write lock meanwhile and needing as
+        much free disk again; run it in a quiet hour."""
+        await self._runner.admin(vacuum)
 
     async def checkpoint(self) -> WalCheckpoint | None:
         """SQLite file: copy the write-ahead log into the database and truncate it.

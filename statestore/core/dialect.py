@@ -82,6 +82,17 @@ class DialectFacts:
             return literal(0, BigInteger)
         return null()
 
+    def vacuum_statements(self, tables: Sequence[str]) -> list[str]:
+        """What gives deleted rows' space back and refreshes the planner's
+        statistics, run outside a transaction: SQLite rewrites the whole
+        file; the servers work table by table (PostgreSQL's VACUUM
+        ANALYZE, MariaDB's OPTIMIZE TABLE, which rebuilds and analyzes)."""
+        if self.family == "sqlite":
+            return ["VACUUM", "ANALYZE"]
+        if self.family == "postgresql":
+            return [f'VACUUM (ANALYZE) "{name}"' for name in tables]
+        return [f"OPTIMIZE TABLE `{name}`" for name in tables]
+
     def change_horizon(self) -> ColumnElement[Any] | None:
         """Where the feed may read up to (exclusive) in this statement's
         snapshot: below the oldest transaction still running, whose changes
