@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +56,7 @@ async def cli(*args: str, input: str | None = None, env: dict[str, str] | None =
 
 
 @pytest.fixture
-def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """The command believes it runs on a terminal: destructive commands ask
     (answer through ``input=``) instead of refusing."""
     monkeypatch.setattr(cli_root, "interactive", lambda: True)
-    yield
