@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from statestore.cli import (  # noqa: F401  (each registers its commands)
     check_command,
+    dump_commands,
+    events_command,
+    flows_commands,
+    jobs_commands,
+    purge_command,
     schema_commands,
     taskflow_commands,
+    workers_commands,
 )
 from statestore.cli.root import app
 

@@ -9,36 +9,22 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-__all__ = ["console", "errors", "fitted_table", "print_json", "progress", "size", "to_json", "when"]
+from statestore.overview.json_values import plain
+
+__all__ = ["console", "errors", "fitted_table", "print_json", "progress", "size", "when"]
 
 console = Console()
 errors = Console(stderr=True)
 
 
-def to_json(value: Any) -> Any:
-    """``value`` with uuids, datetimes and enums as JSON's strings."""
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_json(v) for v in value]
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "value") and isinstance(value.value, (str, int)):  # an enum
-        return value.value
-    return value
-
-
 def print_json(value: Any) -> None:
     """One JSON document on stdout, whole: no wrapping, no truncation, no markup."""
-    sys.stdout.write(json.dumps(to_json(value), ensure_ascii=False, sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(plain(value), ensure_ascii=False, sort_keys=False) + "\n")
     sys.stdout.flush()
 
 
