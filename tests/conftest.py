@@ -15,16 +15,19 @@ from statestore.schema.metadata import metadata
 from tests.support.backends import BACKENDS, SERVER_ENV, TestDatabase, discard_database, new_database
 
 UPSTREAM_TASKFLOW = "tests/taskflow/test_taskflow_upstream.py"
+# Run on the second worker beside TaskFlow's suites, which mostly sleep.
+SECOND_WORKER = (UPSTREAM_TASKFLOW, "tests/cli/")
 
 
 class _TwoGroups(LoadScopeScheduling):
     """pytest-xdist's scheduling by scope, with two scopes: the suite, which
     runs in order on one worker as it would alone, and TaskFlow's own engine
-    suites, which mostly sleep in the engines' waits, on the other. (xdist's
-    ``--dist loadgroup`` marks do not group under this pytest.)"""
+    suites, which mostly sleep in the engines' waits, with the command's
+    tests on the other. (xdist's ``--dist loadgroup`` marks do not group
+    under this pytest.)"""
 
     def _split_scope(self, nodeid: str) -> str:
-        return "taskflow-upstream" if UPSTREAM_TASKFLOW in nodeid else "suite"
+        return "second" if any(part in nodeid for part in SECOND_WORKER) else "suite"
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> _TwoGroups:

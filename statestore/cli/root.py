@@ -47,6 +47,7 @@ app = typer.Typer(
     help="Create, migrate, inspect, steer and maintain a statestore database.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings are paragraphs: lines rejoin to fit the terminal
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

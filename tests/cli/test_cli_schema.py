@@ -5,6 +5,9 @@ database created by a read-only command, no destruction without consent."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,13 @@ async def test_vacuum_and_checkpoint_run_on_every_backend(backend: str, store: S
     assert done.exit_code == 0
     assert (json.loads(done.stdout) is None) == (backend != "sqlite-file")
     assert [tag.name for tag in await store.worker_tags.list()] == ["gpu"]
+
+
+def test_the_installed_command_completes_in_a_shell() -> None:
+    """The console script itself (the entry point), as bash's completion calls it."""
+    script = Path(sys.executable).parent / "statestore"
+    env = {**os.environ, "_STATESTORE_COMPLETE": "complete_bash", "COMP_WORDS": "statestore dow", "COMP_CWORD": "1"}
+    completed = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert completed.stdout.split() == ["downgrade"], completed.stderr
+    shown = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert "_statestore_completion" in shown.stdout
