@@ -217,17 +217,17 @@ _DELETE_HISTORY = delete(STATUS_HISTORY).where(
 )
 
 
-def delete_job(connection: Connection, uuid: UUID) -> None:
+def delete_job(connection: Connection, uuid: UUID, *, reason: str = "", who: str = "") -> None:
     """Delete the job; its tasks, their dependencies and failure lists, its
     blocklist and last-rendered row go with it (ON DELETE CASCADE), and its
     status history (which has no foreign key, see the table). The feed
-    gets ``job.deleted`` with the status the job had (its earlier changes
-    stay in the feed)."""
+    gets ``job.deleted`` with the status the job had, and ``reason`` and
+    ``who`` if the caller gives them (its earlier changes stay in the feed)."""
     old = _status_locked(connection, uuid)
     connection.execute(_DELETE_HISTORY, {"uuid": uuid})
     if connection.execute(_DELETE_JOB, {"uuid": uuid}).rowcount == 0:
         raise NotFound(f"job {uuid} not found")
-    record(connection, [change(ChangeKind.JOB_DELETED, at=utcnow(), job=uuid, old=old)])
+    record(connection, [change(ChangeKind.JOB_DELETED, at=utcnow(), job=uuid, old=old, reason=reason, who=who)])
 
 
 def _uuid(uuid: object) -> UUID:

@@ -43,8 +43,8 @@ from statestore.farm.completion import Completed, any_unfinished, complete_in_on
 from statestore.farm.enabling import WorkSignal, write_enabling
 from statestore.farm.fields import activity_value
 from statestore.farm.jobs import delete_job, deletion_requested
-from statestore.farm.lookups import job_id_of, live_worker_id, worker_id_of
-from statestore.farm.records import GivenBack, StatusChange, TaskFailed, TimeOutSweep
+from statestore.farm.lookups import job_id_of, live_worker_id, load_job, worker_id_of
+from statestore.farm.records import GivenBack, Job, StatusChange, TaskFailed, TimeOutSweep
 from statestore.farm.ripple import (
     CLEAR_JOB_BLOCKS,
     CLEAR_JOB_FAILURES,
@@ -236,6 +236,30 @@ def job_status_change(
         connection.execute(CLEAR_JOB_FAILURES, {"job_id": job.id})
         connection.execute(CLEAR_JOB_BLOCKS, {"job_id": job.id})
     return ripple.finish()
+
+
+_TASKS_OF_JOB_LOCKED = (
+    select(TASKS.c.uuid, TASKS.c.status)
+    .where(TASKS.c.job_id == bindparam("job_id"))
+    .order_by(TASKS.c.id)
+    .with_for_update()
+)
+
+
+def delete_job_unless_active(connection: Connection, job_uuid: UUID, reason: str, who: str) -> Job:
+    # The job's row is locked first, as every call here does, then all its
+    # tasks: the scheduler's claim locks only a task (skipping locked ones),
+    # so this is what keeps a task from becoming active between the check
+    # and the deletion. The deletion would lock every task anyway.
+    job_id = job_id_of(connection, job_uuid)
+    connection.execute(select(JOBS.c.id).where(JOBS.c.id == job_id).with_for_update())
+    tasks = connection.execute(_TASKS_OF_JOB_LOCKED, {"job_id": job_id}).all()
+    active = next((task.uuid for task in tasks if task.status == TaskStatus.ACTIVE.value), None)
+    if active is not None:
+        raise Conflict(f"job {job_uuid} still has an active task ({active}): cancel the job first")
+    job = load_job(connection, job_uuid)
+    delete_job(connection, job_uuid, reason=reason, who=who)
+    return job
 
 
 def _reporting(ripple: Ripple, worker_uuid: UUID, task_uuid: UUID) -> tuple[HeldTask, int]:
@@ -469,6 +493,14 @@ class StateMachine:
             fail_percentage=self._fail_percentage,
         )
         return await write_enabling(self._runner, unit)
+
+    async def delete_job(self, job: UUID | str, *, reason: str, who: str = MANAGER) -> Job:
+        """Delete the job with its tasks, as :meth:`Jobs.delete` does, and
+        put ``reason`` and ``who`` on the feed's ``job.deleted``. Conflict
+        (nothing deleted) while a task of it is active: cancel it first.
+        NotFound for an unknown job. Returns the job as it was."""
+        unit = partial(delete_job_unless_active, job_uuid=uuid_value(job, "job"), reason=_reason(reason), who=_who(who))
+        return await self._runner.write(unit)
 
     async def worker_task_update(
         self,
