@@ -20,6 +20,13 @@ class ChangeKind(StrEnum):
     """A task's status changed (``job``, ``task``; ``old``, ``new``, ``reason``, ``who``)."""
     WORKER_STATUS = "worker.status"
     """A worker's status changed (``worker``; ``old``, ``new``)."""
+    WORKER_REQUESTED = "worker.requested"
+    """A manager asked a worker to change status (``worker``; ``old``: its
+    status, ``new``: the status asked for, none where the request was
+    cleared; ``reason``, ``who``)."""
+    WORKER_FORGOTTEN = "worker.forgotten"
+    """A worker was soft-deleted by the state machine, its active tasks
+    given back (``worker``; ``old``: its status; ``reason``, ``who``)."""
     JOB_STORED = "job.stored"
     """A job was stored (``job``; ``new``: its status)."""
     JOB_DELETED = "job.deleted"

@@ -34,17 +34,17 @@ from sqlalchemy.engine import Connection
 
 from statestore.changes.feed import ChangeFeed
 from statestore.changes.kinds import ChangeKind
-from statestore.changes.recording import change
+from statestore.changes.recording import change, record
 from statestore.core.runner import Runner, to_its_end
 from statestore.core.types import utcnow
 from statestore.core.validate import INTEGER, aware_datetime, enum_value, integer, shown, text, uuid_value
 from statestore.errors import Conflict, InvalidInput, NotFound, StoreError
 from statestore.farm.completion import Completed, any_unfinished, complete_in_one_statement, settle_completed
 from statestore.farm.enabling import WorkSignal, write_enabling
-from statestore.farm.fields import activity_value
+from statestore.farm.fields import activity_value, boolean
 from statestore.farm.jobs import delete_job, deletion_requested
 from statestore.farm.lookups import job_id_of, live_worker_id, load_job, worker_id_of
-from statestore.farm.records import GivenBack, Job, StatusChange, TaskFailed, TimeOutSweep
+from statestore.farm.records import GivenBack, Job, StatusChange, TaskFailed, TimeOutSweep, Worker
 from statestore.farm.ripple import (
     CLEAR_JOB_BLOCKS,
     CLEAR_JOB_FAILURES,
@@ -60,10 +60,18 @@ from statestore.farm.sleep_checks import check_sleep_schedules
 from statestore.farm.statuses import JobStatus, TaskStatus, WorkerStatus
 from statestore.farm.tables import JOBS, LENGTHS, TASKS, WORKERS
 from statestore.farm.task_failures import record_failure
+from statestore.farm.workers import save_status as save_worker_status
+from statestore.farm.workers import soft_delete
 
 __all__ = ["MANAGER", "StateMachine"]
 
 log = logging.getLogger(__name__)
+
+_WORKER_STATUS_LOCKED = (
+    select(WORKERS.c.status, WORKERS.c.status_requested)
+    .where(WORKERS.c.uuid == bindparam("uuid"), WORKERS.c.deleted_at.is_(None))
+    .with_for_update()
+)
 
 MANAGER = "manager"
 """``who`` of a manager call that names nobody else."""
@@ -355,6 +363,59 @@ def requeue_active_tasks_of_worker(
     return given, ripple.finish()
 
 
+def request_worker_status(
+    connection: Connection,
+    worker_uuid: UUID,
+    status: WorkerStatus,
+    lazy: bool,
+    reason: str,
+    who: str,
+    work: WorkSignal | None = None,
+) -> Worker:
+    """Flamenco's status change request: the worker is asked to go to
+    ``status`` (lazily: after its current task); asking for the status it
+    already has clears any request instead."""
+    old = connection.execute(_WORKER_STATUS_LOCKED, {"uuid": worker_uuid}).one_or_none()
+    if old is None:
+        raise NotFound(f"worker {worker_uuid} not found")
+    requested = "" if old.status == status.value else status.value
+    values = {"status": old.status, "status_requested": requested, "lazy_status_request": lazy and bool(requested)}
+    worker = save_worker_status(connection, worker_uuid, values, work)
+    at = utcnow()
+    asked = change(
+        ChangeKind.WORKER_REQUESTED,
+        at=at,
+        worker=worker_uuid,
+        old=old.status,
+        new=requested or None,
+        reason=reason,
+        who=who,
+    )
+    record(connection, [asked])
+    return worker
+
+
+def forget_worker(
+    connection: Connection, worker_uuid: UUID, reason: str, who: str, work: WorkSignal | None = None
+) -> tuple[list[GivenBack], tuple[StatusChange, ...]]:
+    """Soft-delete the worker and give back its active tasks, in one
+    transaction. The worker's row is written first: a claim for it either
+    committed before (its task is then found and given back) or waits on the
+    row and then finds the row changed, and claims nothing."""
+    old = connection.execute(_WORKER_STATUS_LOCKED, {"uuid": worker_uuid}).one_or_none()
+    if old is None:
+        raise NotFound(f"worker {worker_uuid} not found")
+    worker_id = worker_id_of(connection, worker_uuid)
+    soft_delete(connection, worker_uuid)
+    ripple = Ripple(connection, who, work=work)
+    given = _give_back_active(ripple, worker_id, reason)
+    forgotten = change(
+        ChangeKind.WORKER_FORGOTTEN, at=utcnow(), worker=worker_uuid, old=old.status, reason=reason, who=who
+    )
+    record(connection, [forgotten])
+    return given, ripple.finish()
+
+
 def requeue_failed_tasks_of_worker_of_job(
     connection: Connection,
     worker_uuid: UUID,
@@ -612,6 +673,35 @@ class StateMachine:
             reason=_reason(reason),
             who=_who(who),
         )
+        given, _ = await write_enabling(self._runner, unit)
+        return given
+
+    async def request_worker_status(
+        self, worker: UUID | str, status: WorkerStatus | str, *, lazy: bool = False, reason: str, who: str = MANAGER
+    ) -> Worker:
+        """Ask a worker to change status, as Flamenco's manager does: the
+        request (``status_requested``, and ``lazy``: after its current task)
+        is what the worker finds when it next asks; asking for the status it
+        has clears a pending request. Recorded in the change feed
+        (``worker.requested``) with the reason. Returns the worker as
+        stored; NotFound for an unknown or soft-deleted worker."""
+        unit = partial(
+            request_worker_status,
+            worker_uuid=uuid_value(worker, "worker"),
+            status=enum_value(WorkerStatus, status, "worker status"),
+            lazy=boolean(lazy, "lazy"),
+            reason=_reason(reason),
+            who=_who(who),
+        )
+        return await write_enabling(self._runner, unit)
+
+    async def forget_worker(self, worker: UUID | str, *, reason: str, who: str = MANAGER) -> list[GivenBack]:
+        """Soft-delete a worker and give back its active tasks (as
+        :meth:`requeue_active_tasks_of_worker` does), in one transaction, so
+        a claim running meanwhile never leaves a task with a deleted worker.
+        Recorded in the change feed (``worker.forgotten``) with the reason.
+        Returns the tasks given back; NotFound for an unknown worker."""
+        unit = partial(forget_worker, worker_uuid=uuid_value(worker, "worker"), reason=_reason(reason), who=_who(who))
         given, _ = await write_enabling(self._runner, unit)
         return given
 
