@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from statestore import open_store
 from statestore.farm import TaskStatus
@@ -69,3 +70,30 @@ async def test_readme_farm_example_runs() -> None:
         scheduled = await store.scheduler.claim(worker.uuid)
         assert scheduled is not None
         assert scheduled.task.name == "preview"
+
+
+def _command_paths() -> list[str]:
+    """Every command of ``statestore``, as typed: ``jobs show``, ``purge``…"""
+    import typer.main
+
+    from statestore.cli import app
+
+    def walk(command: Any, prefix: str) -> list[str]:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None:
+            return [prefix]
+        found = [prefix] if prefix and getattr(command, "invoke_without_command", False) else []
+        for name, sub in subcommands.items():
+            found += walk(sub, f"{prefix} {name}".strip())
+        return found
+
+    return walk(typer.main.get_command(app), "")
+
+
+def test_readme_shows_every_command() -> None:
+    """The operator's sections (operating, schema) name every command the
+    ``statestore`` script has."""
+    start = README.index("## Operating statestore")
+    section = README[start : README.index("\n## Tests", start)]
+    missing = [path for path in _command_paths() if f"statestore {path}" not in section]
+    assert not missing, f"the README's operating section does not show: {missing}"
