@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -14,26 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from statestore.cli.output import console, errors, fitted_table, print_json, progress
-from statestore.cli.root import JsonOption, UrlOption, YesOption, app, confirm, fail, on_store, store_url
+from statestore.cli.root import JsonOption, UrlOption, YesOption, app, confirm, fail, on_store, parse_when, store_url
 from statestore.core.urls import resolve_url
 from statestore.farm.tables import JOBS, WORKER_TAGS, WORKERS
 from statestore.flows.tables import BOOKS
 from statestore.maintenance.dump import ImportReport, export_lines, import_lines
 from statestore.store import Store
 
-__all__ = ["export", "import_dump", "parse_when"]
-
-
-def parse_when(value: str, where: str) -> datetime:
-    """An ISO 8601 date or date-time; naive means UTC (exit 2 naming ``where`` if malformed)."""
-    try:
-        if len(value) == 10:
-            moment = datetime.combine(date.fromisoformat(value), time())
-        else:
-            moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{where}: {value!r} is not an ISO 8601 date or date-time (e.g. 2026-12-01 or 2026-12-01T08:00:00Z)")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+__all__ = ["export", "import_dump"]
 
 
 @app.command()

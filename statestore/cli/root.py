@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
@@ -35,6 +36,7 @@ __all__ = [
     "confirm",
     "fail",
     "on_store",
+    "parse_when",
     "require_database",
     "run",
     "store_url",
@@ -144,6 +146,18 @@ def on_store(url: str | None, action: Callable[[Store], Awaitable[T]], *, checke
     """:func:`run` ``action`` on the store at ``url``, which must exist: every
     command but ``upgrade`` and the imports, which create it, opens this way."""
     return run(with_store(url, action, read_only=True, checked=checked))
+
+
+def parse_when(value: str, where: str) -> datetime:
+    """An ISO 8601 date or date-time; naive means UTC (exit 2 naming ``where`` if malformed)."""
+    try:
+        if len(value) == 10:
+            moment = datetime.combine(date.fromisoformat(value), time())
+        else:
+            moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{where}: {value!r} is not an ISO 8601 date or date-time (e.g. 2026-12-01 or 2026-12-01T08:00:00Z)")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def interactive() -> bool:
