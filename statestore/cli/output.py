@@ -18,8 +18,20 @@ from statestore.overview.json_values import plain
 
 __all__ = ["console", "errors", "fitted_table", "print_json", "progress", "size", "when"]
 
-console = Console()
-errors = Console(stderr=True)
+
+class _Console(Console):
+    """A console that measures the terminal (and ``$COLUMNS``) at every
+    print: rich reads ``$COLUMNS`` once, when a console is made, and these
+    are made when the module is imported, not when a command runs."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if "width" not in options:
+            self._width = None
+
+
+console: Console = _Console()
+errors: Console = _Console(stderr=True)
 
 
 def print_json(value: Any) -> None:

@@ -32,8 +32,8 @@ from taskflow.types import failure as tf_failure
 from typer.testing import CliRunner
 from zake.fake_client import FakeClient
 
-from statestore import cli
 from statestore.cli import app
+from statestore.cli import output as cli_output
 from statestore.compat.taskflow import (
     StatestoreBackend,
     StatestoreConnection,
@@ -673,7 +673,7 @@ def test_a_rich_progress_gets_a_bar_per_phase(tmp_path: Path) -> None:
 
 
 def test_cli_shows_a_progress_bar_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "errors", Console(stderr=True, force_terminal=True, width=160))
+    monkeypatch.setattr(cli_output, "errors", Console(stderr=True, force_terminal=True, width=160))
     with taskflow_backend("dir", tmp_path) as (spec, source):
         _fill(source)
         _, flows, atoms = _counts(snapshot(source))
