@@ -97,3 +97,12 @@ async def blank_database(backend: str, tmp_path: Path) -> AsyncIterator[TestData
     database = await new_database(backend, tmp_path)
     yield database
     await discard_database(database)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say where the dashboard's browser tests left their screenshots."""
+    from tests.web.conftest import SCREENSHOTS
+
+    shots = sorted(SCREENSHOTS.glob("*.png")) if SCREENSHOTS.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"dashboard screenshots ({len(shots)}): {SCREENSHOTS}")

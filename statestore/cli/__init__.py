@@ -11,6 +11,7 @@ from statestore.cli import (  # noqa: F401  (each registers its commands)
     jobs_commands,
     purge_command,
     schema_commands,
+    serve_command,
     taskflow_commands,
     workers_commands,
 )

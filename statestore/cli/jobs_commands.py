@@ -27,7 +27,7 @@ from statestore.farm.listings import MAX_LIMIT
 from statestore.farm.records import Job, StatusChange
 from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.tables import LENGTHS
-from statestore.overview.jobs import DEFAULT_TASK_LIMIT, job_detail, job_row
+from statestore.overview.jobs import DEFAULT_TASK_LIMIT, job_detail, job_row, status_change_row
 from statestore.store import Store
 
 __all__ = ["blocklist_app", "jobs_app", "tasks_app"]
@@ -247,17 +247,7 @@ def _print_detail(detail: dict[str, Any]) -> None:
 
 
 def _print_changes(changes: Sequence[StatusChange], as_json: bool, what: str) -> None:
-    shapes = [
-        {
-            "job": change.job_uuid,
-            "task": change.task_uuid,
-            "old_status": change.old_status,
-            "new_status": change.new_status,
-            "reason": change.reason,
-            "who": change.who,
-        }
-        for change in changes
-    ]
+    shapes = [status_change_row(change) for change in changes]
     if as_json:
         print_json(shapes)
         return

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from statestore.core.batches import chunks
 from statestore.core.validate import integer, uuid_value
 from statestore.farm.listings import MAX_LIMIT
-from statestore.farm.records import BlocklistEntry, HistoryEntry, Job, Task
+from statestore.farm.records import BlocklistEntry, HistoryEntry, Job, StatusChange, Task
 from statestore.farm.tables import DEPENDENCIES, FAILURES, JOBS, TASKS, WORKERS
 from statestore.overview.json_values import plain
 from statestore.store import Store
@@ -33,6 +33,7 @@ __all__ = [
     "TaskLinks",
     "job_detail",
     "job_row",
+    "status_change_row",
     "task_counts",
     "task_links",
     "task_row",
@@ -61,6 +62,18 @@ def job_row(job: Job) -> dict[str, Any]:
         "worker_tag": plain(job.worker_tag_uuid),
         "delete_requested": job.delete_requested,
         "delete_requested_at": plain(job.delete_requested_at),
+    }
+
+
+def status_change_row(change: StatusChange) -> dict[str, Any]:
+    """One status change the state machine made for a steering command."""
+    return {
+        "job": plain(change.job_uuid),
+        "task": plain(change.task_uuid),
+        "old_status": change.old_status,
+        "new_status": change.new_status,
+        "reason": change.reason,
+        "who": change.who,
     }
 
 

@@ -1,14 +1,16 @@
 """Workers as plain JSON-ready dicts: a row of the workers listing (with its
 current task and tags) and one worker in detail (with its sleep schedule).
 
-A listing costs three queries whatever its length: the page of workers, one
-read of their active tasks and one of their tags. A worker's secret and its
+A listing costs four queries whatever its length: the page of workers, one
+read of their active tasks, one of their tags and one of their sleep
+schedules. A worker's secret and its
 hash are never part of a shape (:class:`~statestore.farm.Worker` does not
 hold them)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -16,9 +18,9 @@ from uuid import UUID
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
-from statestore.farm.records import SleepSchedule, Worker
+from statestore.farm.records import Worker
 from statestore.farm.statuses import TaskStatus, WorkerStatus
-from statestore.farm.tables import JOBS, MEMBERSHIP, TASKS, WORKER_TAGS
+from statestore.farm.tables import JOBS, MEMBERSHIP, SLEEP_SCHEDULES, TASKS, WORKER_TAGS
 from statestore.overview.json_values import plain
 from statestore.store import Store
 
@@ -36,13 +38,26 @@ _TAGS = (
     .where(MEMBERSHIP.c.worker_id.in_(bindparam("ids", expanding=True)))
     .order_by(MEMBERSHIP.c.worker_id, WORKER_TAGS.c.name)
 )
+_SCHEDULES = select(
+    SLEEP_SCHEDULES.c.worker_id,
+    SLEEP_SCHEDULES.c.is_active,
+    SLEEP_SCHEDULES.c.days_of_week,
+    SLEEP_SCHEDULES.c.start_time,
+    SLEEP_SCHEDULES.c.end_time,
+    SLEEP_SCHEDULES.c.next_check,
+).where(SLEEP_SCHEDULES.c.worker_id.in_(bindparam("ids", expanding=True)))
 
 
 def worker_row(
-    worker: Worker, *, current_task: dict[str, Any] | None = None, tags: Sequence[dict[str, Any]] = ()
+    worker: Worker,
+    *,
+    current_task: dict[str, Any] | None = None,
+    tags: Sequence[dict[str, Any]] = (),
+    sleep_schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One worker: identity, status and the status asked of it, when it was
-    last seen, what it runs, its current task (if active) and tags."""
+    last seen, what it runs, its current task (if active), tags and sleep
+    schedule (None without one)."""
     row: dict[str, Any] = plain(
         {
             "uuid": worker.uuid,
@@ -60,17 +75,35 @@ def worker_row(
             "updated_at": worker.updated_at,
             "current_task": current_task,
             "tags": list(tags),
+            "sleep_schedule": sleep_schedule,
         }
     )
     return row
 
 
-def _links(connection: Connection, ids: list[int]) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]]]:
-    """The current task and the tags of each of the workers ``ids``."""
-    current: dict[int, dict[str, Any]] = {}
-    tags: dict[int, list[dict[str, Any]]] = {}
+@dataclass
+class _Links:
+    """What a worker's row shows beyond the worker's own columns, by worker id."""
+
+    current: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    schedules: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def row(self, worker: Worker) -> dict[str, Any]:
+        return worker_row(
+            worker,
+            current_task=self.current.get(worker.id),
+            tags=self.tags.get(worker.id, ()),
+            sleep_schedule=self.schedules.get(worker.id),
+        )
+
+
+def _links(connection: Connection, ids: list[int]) -> _Links:
+    """The current task, the tags and the sleep schedule of each of the workers ``ids``."""
+    links = _Links()
+    current, tags = links.current, links.tags
     if not ids:
-        return current, tags
+        return links
     for row in connection.execute(_CURRENT_TASKS, {"ids": ids}):
         # A worker runs one task at a time; should it hold several, the oldest is shown.
         current.setdefault(
@@ -79,7 +112,9 @@ def _links(connection: Connection, ids: list[int]) -> tuple[dict[int, dict[str, 
         )
     for worker_id, uuid, name in connection.execute(_TAGS, {"ids": ids}):
         tags.setdefault(int(worker_id), []).append(plain({"uuid": uuid, "name": name}))
-    return current, tags
+    for schedule in connection.execute(_SCHEDULES, {"ids": ids}).mappings():
+        links.schedules[int(schedule["worker_id"])] = _schedule(schedule)
+    return links
 
 
 async def worker_page(
@@ -92,30 +127,26 @@ async def worker_page(
     """A keyset page of workers (``store.workers.page``'s arguments, checked
     there) as rows with their current tasks and tags."""
     workers = await store.workers.page(statuses=statuses, after=after, limit=limit)
-    current, tags = await store.read(partial(_links, ids=[w.id for w in workers]))
-    return [worker_row(w, current_task=current.get(w.id), tags=tags.get(w.id, ())) for w in workers]
+    links = await store.read(partial(_links, ids=[w.id for w in workers]))
+    return [links.row(w) for w in workers]
 
 
-def _schedule(schedule: SleepSchedule | None) -> dict[str, Any] | None:
-    if schedule is None:
-        return None
+def _schedule(columns: Mapping[Any, Any]) -> dict[str, Any]:
+    """A sleep schedule's shape from its columns."""
     shape: dict[str, Any] = plain(
         {
-            "is_active": schedule.is_active,
-            "days_of_week": schedule.days_of_week,
-            "start_time": schedule.start_time,
-            "end_time": schedule.end_time,
-            "next_check": schedule.next_check,
+            "is_active": bool(columns["is_active"]),
+            "days_of_week": columns["days_of_week"],
+            "start_time": columns["start_time"],
+            "end_time": columns["end_time"],
+            "next_check": columns["next_check"],
         }
     )
     return shape
 
 
 async def worker_detail(store: Store, worker: UUID | str) -> dict[str, Any]:
-    """One worker's row with its sleep schedule (NotFound if absent or
-    soft-deleted)."""
+    """One worker's row (NotFound if absent or soft-deleted)."""
     found = await store.workers.fetch(worker)
-    current, tags = await store.read(partial(_links, ids=[found.id]))
-    row = worker_row(found, current_task=current.get(found.id), tags=tags.get(found.id, ()))
-    row["sleep_schedule"] = _schedule(await store.sleep_schedules.fetch(found.uuid))
-    return row
+    links = await store.read(partial(_links, ids=[found.id]))
+    return links.row(found)

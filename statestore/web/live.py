@@ -1,0 +1,69 @@
+"""``/api/events``: the change feed as server-sent events.
+
+Each stream is a follower of ``store.changes`` of its own, filtered as the
+page asks (``job``, ``flow``, ``kind``). Every event's id is the change's
+cursor, so a browser that loses the connection reconnects with
+``Last-Event-ID`` and resumes exactly after the last change it got; a page
+passes the cursor it was rendered at as ``after``, so nothing committed
+between rendering and subscribing is missed. A cursor older than the feed's
+retention gets a ``reset`` event (the page reloads its content) and the
+stream goes on from the newest change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+
+from statestore.changes.feed import position_of
+from statestore.changes.kinds import ChangeKind
+from statestore.core.validate import shown, uuid_value
+from statestore.errors import CursorExpired, InvalidInput
+from statestore.overview.changes import change_row
+from statestore.store import Store
+
+__all__ = ["PING_SECONDS", "events"]
+
+PING_SECONDS = 15
+"""A comment line this often keeps proxies from closing an idle stream."""
+
+
+def _kinds(values: list[str]) -> list[ChangeKind] | None:
+    try:
+        return [ChangeKind(value) for value in values] or None
+    except ValueError:
+        bad = next(value for value in values if value not in set(ChangeKind))
+        raise InvalidInput(f"kind: {shown(bad)} is not a change kind (one of {', '.join(ChangeKind)})") from None
+
+
+async def _stream(store: Store, after: str, filters: dict[str, Any]) -> AsyncIterator[dict[str, str]]:
+    while True:
+        try:
+            async with contextlib.aclosing(store.changes(after, follow=True, **filters)) as changes:
+                async for change in changes:
+                    after = change.cursor
+                    yield {"event": "change", "id": change.cursor, "data": json.dumps(change_row(change))}
+        except CursorExpired:
+            after = await store.changes.cursor()
+            yield {"event": "reset", "id": after, "data": after}
+
+
+async def events(request: Request) -> EventSourceResponse:
+    """Follow the change feed: ``after`` (or ``Last-Event-ID``) a cursor,
+    else from now; ``job``, ``flow``, ``kind`` (repeatable) filter."""
+    store: Store = request.app.state.store
+    query = request.query_params
+    after = request.headers.get("last-event-id") or query.get("after") or None
+    if after is not None:
+        position_of(after)  # InvalidInput (400) before the stream starts
+    filters: dict[str, Any] = {"kinds": _kinds(query.getlist("kind"))}
+    for name in ("job", "flow"):
+        if query.get(name):
+            filters[name] = uuid_value(query[name], name)
+    start = after if after is not None else await store.changes.cursor()
+    return EventSourceResponse(_stream(store, start, filters), ping=PING_SECONDS)

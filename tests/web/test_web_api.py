@@ -1,0 +1,244 @@
+"""``/api``: the pages' data as JSON in the CLI's shapes, errors as JSON,
+the event stream, and what refuses a request: the token, the host name,
+and the guards of the control actions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from uuid import uuid4
+
+import httpx
+
+from statestore import Store
+from statestore.farm import JobStatus, TaskStatus
+from statestore.overview.flows import book_page, book_tree
+from statestore.overview.jobs import job_detail, job_row
+from statestore.overview.workers import worker_detail, worker_page
+from tests.support.dashboard_seed import MARKUP, seed
+from tests.web.conftest import Dashboard
+
+
+async def test_api_serves_the_shapes_the_cli_prints(store: Store, serve: Callable[..., Dashboard]) -> None:
+    seeded = await seed(store)
+    dashboard = serve()
+    async with dashboard.client() as client:
+        jobs = (await client.get("/api/jobs")).json()
+        assert jobs == [job_row(job) for job in await store.jobs.page()]
+        detail = (await client.get(f"/api/jobs/{seeded.render.uuid}")).json()
+        assert detail == await job_detail(store, seeded.render.uuid, task_limit=200)
+        assert (await client.get("/api/jobs/counts")).json()["active"] == 1
+        assert (await client.get("/api/workers")).json() == await worker_page(store)
+        worker = (await client.get(f"/api/workers/{seeded.box.uuid}")).json()
+        assert worker == await worker_detail(store, seeded.box.uuid)
+        assert worker["sleep_schedule"]["days_of_week"] == "mo tu we th fr"
+        assert [tag["name"] for tag in worker["tags"]] == ["gpu"]
+        assert worker["current_task"]["job"] == str(seeded.render.uuid)
+        assert (await client.get("/api/flows")).json() == await book_page(store)
+        tree = (await client.get(f"/api/flows/{seeded.book.uuid}")).json()
+        assert tree == await book_tree(store, seeded.book.uuid)
+        retry = tree["flows"][0]["atoms"][2]
+        assert [attempt["result"] for attempt in retry["history"]] == [1, 2]
+        assert retry["history"][0]["failures"]["upload"]["message"] == "connection reset"
+
+
+async def test_api_pages_by_status_and_keyset(store: Store, serve: Callable[..., Dashboard]) -> None:
+    seeded = await seed(store)
+    dashboard = serve()
+    async with dashboard.client() as client:
+        first = (await client.get("/api/jobs", params={"limit": 1})).json()
+        second = (await client.get("/api/jobs", params={"limit": 1, "after": first[0]["uuid"]})).json()
+        assert [first[0]["uuid"], second[0]["uuid"]] == [str(seeded.render.uuid), str(seeded.markup_job.uuid)]
+        queued = (await client.get("/api/jobs", params={"status": "queued"})).json()
+        assert [row["uuid"] for row in queued] == [str(seeded.markup_job.uuid)]
+        idle = (
+            await client.get("/api/workers", params={"status": "awake", "limit": 1, "after": str(seeded.box.uuid)})
+        ).json()
+        assert [row["name"] for row in idle] == ["render-box-02"]
+
+
+async def test_api_errors_name_what_was_wrong(store: Store, serve: Callable[..., Dashboard]) -> None:
+    await seed(store)
+    dashboard = serve()
+    async with dashboard.client() as client:
+        for path, params, status, words in (
+            ("/api/jobs/not-a-uuid", {}, 400, "not a uuid"),
+            (f"/api/jobs/{uuid4()}", {}, 404, "not found"),
+            ("/api/jobs", {"status": "sleeping"}, 400, "sleeping"),
+            ("/api/jobs", {"limit": "0"}, 400, "limit"),
+            ("/api/jobs", {"limit": "10" * 400}, 400, "limit"),
+            ("/api/jobs", {"after": str(uuid4())}, 404, ""),
+            (f"/api/workers/{uuid4()}", {}, 404, ""),
+            ("/api/flows/no-such-book", {}, 404, "no-such-book"),
+            ("/api/events", {"after": "yesterday"}, 400, "cursor"),
+            ("/api/events", {"kind": "job.exploded"}, 400, "job.exploded"),
+        ):
+            answer = await client.get(path, params=params)
+            assert answer.status_code == status, (path, params, answer.text)
+            assert words in answer.json()["error"]
+        # The HTML pages answer the same errors as pages.
+        page = await client.get(f"/jobs/{uuid4()}")
+        assert page.status_code == 404
+        assert "text/html" in page.headers["content-type"]
+        # And the server goes on serving after each of them.
+        assert (await client.get("/api/jobs")).status_code == 200
+
+
+async def _first_change(client: httpx.AsyncClient, path: str, received: asyncio.Queue[tuple[float, dict]]) -> None:
+    async with client.stream("GET", path) as stream:
+        event = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event == "change":
+                await received.put((time.monotonic(), json.loads(line.split(":", 1)[1])))
+
+
+async def test_event_stream_carries_changes_filtered_and_resumable(
+    store: Store, serve: Callable[..., Dashboard]
+) -> None:
+    seeded = await seed(store)
+    dashboard = serve()
+    received: asyncio.Queue[tuple[float, dict]] = asyncio.Queue()
+    async with dashboard.client() as client:
+        cursor = await store.changes.cursor()
+        follower = asyncio.create_task(
+            _first_change(client, f"/api/events?job={seeded.render.uuid}&after={cursor}", received)
+        )
+        try:
+            await store.state_machine.job_status_change(
+                seeded.markup_job.uuid, JobStatus.PAUSE_REQUESTED, reason="other job"
+            )
+            changed = await store.state_machine.task_status_change(seeded.video, TaskStatus.CANCELED, reason="no video")
+            _, change = await asyncio.wait_for(received.get(), 10)
+            assert (change["kind"], change["task"], change["new"]) == ("task.status", str(seeded.video), "canceled")
+            assert change["job"] == str(seeded.render.uuid)
+            assert changed
+            assert change["reason"] == "no video"
+        finally:
+            follower.cancel()
+        # Resuming with Last-Event-ID (as a browser reconnects) starts right after that change.
+        headers = {"Last-Event-ID": change["cursor"]}
+        again = asyncio.create_task(_resumed(client, headers, seeded.render.uuid, received))
+        try:
+            await store.state_machine.task_status_change(seeded.video, TaskStatus.QUEUED, reason="video after all")
+            _, next_change = await asyncio.wait_for(received.get(), 10)
+            assert (next_change["task"], next_change["new"]) == (str(seeded.video), "queued")
+            assert next_change["cursor"] > change["cursor"]
+        finally:
+            again.cancel()
+
+
+async def _resumed(client: httpx.AsyncClient, headers: dict[str, str], job: object, received: asyncio.Queue) -> None:
+    async with client.stream("GET", f"/api/events?job={job}", headers=headers) as stream:
+        event = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event == "change":
+                await received.put((time.monotonic(), json.loads(line.split(":", 1)[1])))
+
+
+async def test_pages_escape_what_users_stored_and_show_no_secret(store: Store, serve: Callable[..., Dashboard]) -> None:
+    seeded = await seed(store)
+    dashboard = serve()
+    async with dashboard.client() as client:
+        pages = [
+            "/jobs",
+            f"/jobs/{seeded.markup_job.uuid}",
+            f"/jobs/{seeded.render.uuid}",
+            "/workers",
+            f"/workers/{seeded.box.uuid}",
+            "/flows",
+            f"/flows/{seeded.book.uuid}",
+        ]
+        for path in pages:
+            page = await client.get(path)
+            assert page.status_code == 200, (path, page.text)
+            assert "<script>alert(1)" not in page.text, path
+            assert "open sesame" not in page.text, path  # the workers' secret (tests.support.farm_fixtures)
+            assert "scrypt" not in page.text, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (await client.get(f"/jobs/{seeded.markup_job.uuid}")).text
+        for path in ("/api/workers", f"/api/workers/{seeded.box.uuid}"):
+            text = (await client.get(path)).text
+            assert "open sesame" not in text
+            assert "secret" not in text
+    assert MARKUP in (await store.jobs.fetch(seeded.markup_job.uuid)).name
+
+
+async def test_token_is_required_on_every_request(store: Store, serve: Callable[..., Dashboard]) -> None:
+    await seed(store)
+    dashboard = serve(token="s3cret-token")
+    async with dashboard.client() as client:
+        for path in ("/jobs", "/api/jobs", "/api/events", "/static/dashboard.js", "/nowhere"):
+            assert (await client.get(path)).status_code == 401, path
+        assert (await client.get("/jobs", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (await client.get("/jobs", params={"token": "wrong"})).status_code == 401
+        assert (await client.get("/api/jobs", headers={"Authorization": "Bearer s3cret-token"})).status_code == 200
+        # Shown once in the address, the token becomes a cookie and leaves the address.
+        opened = await client.get("/jobs", params={"token": "s3cret-token", "status": "active"})
+        assert opened.status_code == 303
+        assert opened.headers["location"] == "/jobs?status=active"
+        assert "HttpOnly" in opened.headers["set-cookie"]
+        assert "SameSite=Strict" in opened.headers["set-cookie"]
+        assert (await client.get("/jobs")).status_code == 200  # the cookie now
+
+
+async def test_host_names_other_than_the_allowed_are_refused(store: Store, serve: Callable[..., Dashboard]) -> None:
+    dashboard = serve(allowed_hosts=["127.0.0.1", "localhost"])
+    async with dashboard.client() as client:
+        assert (await client.get("/api/jobs")).status_code == 200
+        assert (await client.get("/api/jobs", headers={"Host": "attacker.example"})).status_code == 400
+
+
+async def test_control_is_refused_unless_allowed_and_same_origin_with_the_csrf_token(
+    store: Store, serve: Callable[..., Dashboard]
+) -> None:
+    seeded = await seed(store)
+    job = seeded.markup_job.uuid
+    off = serve()
+    async with off.client() as client:
+        page = (await client.get(f"/jobs/{job}")).text
+        assert "cancel job" not in page
+        assert 'name="csrf-token"' not in page
+        refused = await client.post(f"/api/jobs/{job}/cancel")
+        assert refused.status_code == 403
+        assert "--allow-control" in refused.json()["error"]
+    on = serve(allow_control=True)
+    async with on.client() as client:
+        page = (await client.get(f"/jobs/{job}")).text
+        token = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        for headers in (
+            {},
+            {"X-CSRF-Token": "guessed"},
+            {"X-CSRF-Token": token, "Origin": "http://attacker.example"},
+            {"X-CSRF-Token": token, "Sec-Fetch-Site": "cross-site"},
+        ):
+            refused = await client.post(f"/api/jobs/{job}/cancel", headers=headers)
+            assert refused.status_code == 403, headers
+        # A cross-site form (what a page elsewhere can make a browser send) without the token.
+        forged = await client.post(f"/api/jobs/{job}/cancel", data={"next": "/jobs"})
+        assert forged.status_code == 403
+        assert (await store.jobs.fetch(job)).status is JobStatus.QUEUED  # nothing happened
+        changes = await client.post(f"/api/jobs/{job}/cancel", headers={"X-CSRF-Token": token, "Origin": on.url})
+        assert changes.status_code == 200, changes.text
+        assert [(c["task"], c["new_status"]) for c in changes.json()][-1] == (None, "canceled")
+        assert (await store.jobs.fetch(job)).status is JobStatus.CANCELED
+        history = await store.status_history.of_job(job)
+        assert history[-1].who == "dashboard:127.0.0.1"
+        assert "dashboard" in history[-1].reason
+        # A disallowed transition is the state machine's Conflict: 409, and the server goes on.
+        again = await client.post(f"/api/jobs/{job}/pause", headers={"X-CSRF-Token": token})
+        assert again.status_code == 409, again.text
+        assert "canceled" in again.json()["error"]
+        # A form of the page: redirected back to a page of the dashboard, never elsewhere.
+        form = {"csrf_token": token, "next": "//attacker.example/", "reason": "frames not needed"}
+        answered = await client.post(f"/api/jobs/{seeded.render.uuid}/pause", data=form)
+        assert answered.status_code == 303
+        assert answered.headers["location"] == "/jobs"
+        reasons = [entry.reason for entry in await store.status_history.of_job(seeded.render.uuid)]
+        assert "frames not needed" in reasons
+        requeued = await client.post(f"/api/tasks/{seeded.frames[2]}/requeue", headers={"X-CSRF-Token": token})
+        assert requeued.status_code == 200, requeued.text
