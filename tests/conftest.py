@@ -16,14 +16,14 @@ from tests.support.backends import BACKENDS, SERVER_ENV, TestDatabase, discard_d
 
 UPSTREAM_TASKFLOW = "tests/taskflow/test_taskflow_upstream.py"
 # Run on the second worker beside TaskFlow's suites, which mostly sleep.
-SECOND_WORKER = (UPSTREAM_TASKFLOW, "tests/cli/")
+SECOND_WORKER = (UPSTREAM_TASKFLOW, "tests/cli/", "tests/web/")
 
 
 class _TwoGroups(LoadScopeScheduling):
     """pytest-xdist's scheduling by scope, with two scopes: the suite, which
     runs in order on one worker as it would alone, and TaskFlow's own engine
     suites, which mostly sleep in the engines' waits, with the command's
-    tests on the other. (xdist's ``--dist loadgroup`` marks do not group
+    and the dashboard's tests on the other. (xdist's ``--dist loadgroup`` marks do not group
     under this pytest.)"""
 
     def _split_scope(self, nodeid: str) -> str:

@@ -183,3 +183,51 @@ async def test_a_large_job_shows_a_summarised_graph(
     await expect(page.locator("table.tasks tbody tr")).to_have_count(200)
     await expect(page.locator("p.more")).to_contain_text(f"{DRAWN_TASKS + 2 - 200} more tasks")
     await _shot(page, "job-summarised", backend)
+
+
+async def test_control_refused_when_off_and_from_another_site(
+    store: Store, serve: Callable[..., Dashboard], page: Page, backend: str
+) -> None:
+    seeded = await seed(store)
+    off = serve()
+    await _open(page, f"{off.url}/jobs/{seeded.markup_job.uuid}")
+    await expect(page.locator("button[data-action]")).to_have_count(0)
+    status = await page.evaluate(
+        f"fetch('/api/jobs/{seeded.markup_job.uuid}/cancel', {{method: 'POST'}}).then(r => r.status)"
+    )
+    assert status == 403
+    on = serve(allow_control=True)
+    await _open(page, f"{on.url}/jobs/{seeded.markup_job.uuid}")
+    token = await page.locator("meta[name=csrf-token]").get_attribute("content")
+    # A page of another site posts a form to the dashboard, even with the right token (say it leaked).
+    form = (
+        f'<form id="forged" method="post" action="{on.url}/api/jobs/{seeded.markup_job.uuid}/cancel">'
+        f'<input name="csrf_token" value="{token}"><input name="next" value="/jobs"></form>'
+    )
+    await page.goto("about:blank")
+    await page.set_content(form)
+    async with page.expect_navigation():
+        await page.evaluate("document.getElementById('forged').submit()")
+    assert "refused" in await page.content()
+    assert (await store.jobs.fetch(seeded.markup_job.uuid)).status is JobStatus.QUEUED
+
+
+async def test_a_token_shown_once_in_the_address_becomes_a_cookie(
+    store: Store, serve: Callable[..., Dashboard], page: Page, backend: str
+) -> None:
+    seeded = await seed(store)
+    dashboard = serve(token="browser-t0ken")
+    await page.goto(f"{dashboard.url}/jobs?token=browser-t0ken")
+    await expect(page.locator("body")).to_have_attribute("data-live", "on")  # the event stream got in too
+    assert page.url == f"{dashboard.url}/jobs"
+    await store.state_machine.job_status_change(seeded.markup_job.uuid, JobStatus.CANCEL_REQUESTED, reason="no")
+    status = page.locator(f'table.jobs tr[data-job="{seeded.markup_job.uuid}"] .status')
+    await expect(status).to_have_text("canceled", timeout=LIVE)
+    other = await page.context.browser.new_context()  # type: ignore[union-attr]
+    try:
+        stranger = await other.new_page()
+        answer = await stranger.goto(f"{dashboard.url}/jobs")
+        assert answer is not None
+        assert answer.status == 401
+    finally:
+        await other.close()
