@@ -110,13 +110,15 @@ async def job_page(name: str, url: str, tasks: int, rounds: int) -> Figure:
 
 
 async def _stream_arrivals(base: str, job: UUID, arrivals: dict[str, float], ready: asyncio.Event) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=None) as client:
-        async with client.stream("GET", f"/api/events?job={job}") as stream:
-            ready.set()
-            async for line in stream.aiter_lines():
-                if line.startswith("data:"):
-                    change = json.loads(line[5:])
-                    arrivals.setdefault(change["cursor"], time.perf_counter())
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=None) as client,
+        client.stream("GET", f"/api/events?job={job}") as stream,
+    ):
+        ready.set()
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                change = json.loads(line[5:])
+                arrivals.setdefault(change["cursor"], time.perf_counter())
 
 
 async def _feed_arrivals(url: str, job: UUID, arrivals: dict[str, float], ready: asyncio.Event) -> None:
