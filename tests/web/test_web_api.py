@@ -8,9 +8,11 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 from uuid import uuid4
 
 import httpx
+from sqlalchemy import text
 
 from statestore import Store
 from statestore.farm import JobStatus, TaskStatus
@@ -242,3 +244,38 @@ async def test_control_is_refused_unless_allowed_and_same_origin_with_the_csrf_t
         assert "frames not needed" in reasons
         requeued = await client.post(f"/api/tasks/{seeded.frames[2]}/requeue", headers={"X-CSRF-Token": token})
         assert requeued.status_code == 200, requeued.text
+
+
+def _kill_other_connections(connection: Any) -> None:
+    """End every other connection to this database, as a server restart or a
+    network fault would (the dashboard's pool and its LISTEN connection too)."""
+    connection.execute(
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    )
+
+
+async def test_streams_outlive_abandoned_clients_and_dropped_connections(
+    store: Store, serve: Callable[..., Dashboard], backend: str
+) -> None:
+    seeded = await seed(store)
+    dashboard = serve()
+    received: asyncio.Queue[tuple[float, dict]] = asyncio.Queue()
+    async with dashboard.client() as client:
+        follower = asyncio.create_task(_first_change(client, f"/api/events?job={seeded.render.uuid}", received))
+        try:
+            # Browsers that leave mid-stream: their followers must go, not pile up on the pool.
+            for _ in range(25):
+                async with client.stream("GET", "/api/events") as abandoned:
+                    assert abandoned.status_code == 200
+            if backend == "postgresql":
+                await store.write(_kill_other_connections)
+            await asyncio.sleep(0.3)
+            await store.state_machine.task_status_change(seeded.video, TaskStatus.CANCELED, reason="after the faults")
+            _, change = await asyncio.wait_for(received.get(), 15)
+            assert (change["task"], change["new"]) == (str(seeded.video), "canceled")
+            assert (await client.get("/api/jobs")).status_code == 200
+        finally:
+            follower.cancel()
