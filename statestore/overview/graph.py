@@ -101,8 +101,13 @@ async def job_graph(store: Store, job: UUID | str, *, drawn_tasks: int = DRAWN_T
     group]`` index pairs that some dependency joins. ``layers`` is the
     number of layers, ``tasks`` the number of tasks."""
     job_id = uuid_value(job, "job")
-    tasks, edges = await store.read(lambda connection: _read(connection, job_id))
-    layer = layers_of([int(task.id) for task in tasks], edges)
+    tasks, all_edges = await store.read(lambda connection: _read(connection, job_id))
+    ids = [int(task.id) for task in tasks]
+    # Authoring keeps dependencies within a job; a hand-made import may not. Such an edge
+    # leaves the graph rather than the page.
+    known = set(ids)
+    edges = [(task, dependency) for task, dependency in all_edges if dependency in known]
+    layer = layers_of(ids, edges)
     depth = max(layer.values(), default=-1) + 1
     shape: dict[str, Any] = {"job": str(job_id), "tasks": len(tasks), "layers": depth}
     if len(tasks) > drawn_tasks:

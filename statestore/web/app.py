@@ -11,6 +11,7 @@ database 503 — an HTML page, or ``{"error": …}`` under ``/api``.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
@@ -25,10 +26,12 @@ from starlette.staticfiles import StaticFiles
 from statestore.errors import Conflict, InvalidInput, NotFound, StoreError, Unavailable
 from statestore.store import open_store
 from statestore.web import api, pages
-from statestore.web.guard import ControlRefused, TokenGuard
+from statestore.web.guard import ControlRefused, SecurityHeaders, TokenGuard
 from statestore.web.settings import HERE, Settings
 
 __all__ = ["create_app"]
+
+_log = logging.getLogger("statestore.web")
 
 _STATUS = ((NotFound, 404), (InvalidInput, 400), (Conflict, 409), (Unavailable, 503), (StoreError, 500))
 
@@ -43,7 +46,14 @@ def _status_of(error: Exception) -> int:
 
 async def _error(request: Request, error: Exception) -> Response:
     status = _status_of(error)
-    message = str(error.detail) if isinstance(error, HTTPException) else f"{type(error).__name__}: {error}"
+    if isinstance(error, HTTPException):
+        message = str(error.detail)
+    elif isinstance(error, (StoreError, ControlRefused)):
+        message = f"{type(error).__name__}: {error}"
+    else:
+        # Anything else is a bug: its text may hold SQL or a driver's details, so it goes to the log only.
+        _log.error("dashboard: %s %s failed", request.method, request.url.path, exc_info=error)
+        message = "internal error (the server's log has the details)"
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, status_code=status)
     return pages.render(request, "error.html", {"status": status, "message": message}, status_code=status)
@@ -71,7 +81,7 @@ def create_app(
             app.state.store = store
             yield
 
-    middleware = []
+    middleware = [Middleware(SecurityHeaders)]
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     if settings.token is not None:

@@ -14,16 +14,29 @@ bar and the browser's history, and EventSource — which cannot send headers
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 
-__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "ControlRefused", "TokenGuard", "check_control"]
+__all__ = [
+    "COOKIE",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "ControlRefused",
+    "SecurityHeaders",
+    "TokenGuard",
+    "check_control",
+    "check_token",
+]
 
 COOKIE: Final = "statestore_token"
+"""The cookie's name, followed by the dashboard's port: cookies are shared by
+every port of a host, and two dashboards must not overwrite each other's."""
+TOKEN_PATTERN: Final = re.compile(r"[A-Za-z0-9._~+/=-]+")
+"""What a token may hold: characters a cookie and an address carry as they are."""
 CSRF_HEADER: Final = "x-csrf-token"
 CSRF_FIELD: Final = "csrf_token"
 
@@ -32,6 +45,14 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def check_token(token: str) -> str:
+    """``token`` if it can travel in a header, an address and a cookie
+    unchanged; ValueError naming the allowed characters otherwise."""
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise ValueError("a dashboard token holds only letters, digits and . _ ~ + / = -")
+    return token
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -44,7 +65,7 @@ class TokenGuard:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self._app = app
-        self._token = token
+        self._token = check_token(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,23 +74,29 @@ class TokenGuard:
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given = dict(query).get("token")
+        server = scope.get("server")
+        cookie_name = f"{COOKIE}_{server[1]}" if server else COOKIE
         if given is not None:
             if not _same(given, self._token):
                 await _refuse(send, "wrong token")
                 return
-            # Trade the token in the address for a cookie, and show the address without it.
+            # Trade the token in the address for a cookie, and show the address without it: the
+            # path as the browser sent it (still percent-encoded), from one slash, so it stays a
+            # path of this dashboard and never reads as another host (//elsewhere).
             rest = urlencode([(key, value) for key, value in query if key != "token"])
-            location = scope["path"] + (f"?{rest}" if rest else "")
-            cookie = f"{COOKIE}={self._token}; Path=/; HttpOnly; SameSite=Strict"
-            await _respond(send, 303, b"", [(b"location", location.encode()), (b"set-cookie", cookie.encode())])
+            raw = scope.get("raw_path") or scope["path"].encode()
+            location = b"/" + raw.lstrip(b"/") + (f"?{rest}".encode() if rest else b"")
+            cookie = f"{cookie_name}={self._token}; Path=/; HttpOnly; SameSite=Strict"
+            await _respond(send, 303, b"", [(b"location", location), (b"set-cookie", cookie.encode())])
             return
         bearer = headers.get("authorization", "")
         if bearer.lower().startswith("bearer ") and _same(bearer[7:].strip(), self._token):
             await self._app(scope, receive, send)
             return
-        cookies: SimpleCookie = SimpleCookie()
-        cookies.load(headers.get("cookie", ""))
-        if COOKIE in cookies and _same(cookies[COOKIE].value, self._token):
+        # Starlette's parser, as browsers parse: one malformed cookie of another app on this
+        # host (cookies ignore ports) must not hide this one, as it would from http.cookies.
+        cookies = cookie_parser(headers.get("cookie", ""))
+        if _same(cookies.get(cookie_name), self._token):
             await self._app(scope, receive, send)
             return
         await _refuse(
@@ -85,6 +112,40 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
 async def _refuse(send: Send, why: str) -> None:
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"www-authenticate", b"Bearer")]
     await _respond(send, 401, why.encode() + b"\n", headers)
+
+
+class SecurityHeaders:
+    """Adds to every answer what keeps other sites from using it: no framing
+    (a page elsewhere could frame the job page and trick a click on a
+    control button, which would pass every same-origin check), scripts and
+    styles from this dashboard only, no guessing of content types and no
+    referrer sent on."""
+
+    HEADERS: Final = (
+        (b"x-frame-options", b"DENY"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self._app(scope, receive, with_headers)
 
 
 class ControlRefused(Exception):

@@ -12,6 +12,7 @@ stream goes on from the newest change.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from starlette.requests import Request
 from statestore.changes.feed import position_of
 from statestore.changes.kinds import ChangeKind
 from statestore.core.validate import shown, uuid_value
-from statestore.errors import CursorExpired, InvalidInput
+from statestore.errors import CursorExpired, InvalidInput, Unavailable
 from statestore.overview.changes import change_row
 from statestore.store import Store
 
@@ -31,6 +32,9 @@ __all__ = ["PING_SECONDS", "events"]
 
 PING_SECONDS = 15
 """A comment line this often keeps proxies from closing an idle stream."""
+
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""Waits before following again while the database cannot be reached."""
 
 
 def _kinds(values: list[str]) -> list[ChangeKind] | None:
@@ -42,15 +46,25 @@ def _kinds(values: list[str]) -> list[ChangeKind] | None:
 
 
 async def _stream(store: Store, after: str, filters: dict[str, Any]) -> AsyncIterator[dict[str, str]]:
+    failures = 0
     while True:
         try:
             async with contextlib.aclosing(store.changes(after, follow=True, **filters)) as changes:
                 async for change in changes:
-                    after = change.cursor
+                    after, failures = change.cursor, 0
                     yield {"event": "change", "id": change.cursor, "data": json.dumps(change_row(change))}
         except CursorExpired:
             after = await store.changes.cursor()
             yield {"event": "reset", "id": after, "data": after}
+        except Unavailable:
+            # The database is away (a restart, a network fault): follow again from the last
+            # change sent once it is back; the page shows nothing wrong meanwhile.
+            try:
+                store.runner.wakeups.check_open()
+            except Unavailable:
+                return  # the store is closing: the dashboard is stopping
+            await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
+            failures += 1
 
 
 async def events(request: Request) -> EventSourceResponse:

@@ -36,7 +36,7 @@ def limit_of(request: Request, default: int) -> int:
     value = request.query_params.get("limit")
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    if not (value.isascii() and value.isdigit() and len(value) <= 3) or not 1 <= int(value) <= MAX_PAGE:
         raise InvalidInput(f"limit: {shown(value)} is not a whole number from 1 to {MAX_PAGE}")
     return int(value)
 

@@ -27,18 +27,18 @@ def _free_port() -> int:
 
 async def test_serve_starts_on_loopback_serves_and_stops_on_ctrl_c(store: Store, store_url: str) -> None:
     seeded = await seed(store)
-    port = _free_port()
     script = Path(sys.executable).parent / "statestore"
     server = await asyncio.create_subprocess_exec(
         str(script),
-        *("serve", "--url", store_url, "--port", str(port), "--token", "t0k"),
+        *("serve", "--url", store_url, "--port", "0", "--token", "t0k"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
         assert server.stdout is not None
         first = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
-        assert f"http://127.0.0.1:{port}/" in first
+        port = int(first.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])  # the port --port 0 got
+        assert port > 0
         assert "control actions off" in first
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": "Bearer t0k"}
@@ -70,3 +70,13 @@ async def test_serve_refuses_before_listening(tmp_path: Path, store_url: str) ->
     assert ran.exit_code == 2
     assert str(missing) in ran.stderr
     assert not missing.exists()
+    bad_token = await cli("serve", "--url", store_url, "--token", "two words")
+    assert bad_token.exit_code == 2
+    assert "--token" in bad_token.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = await cli("serve", "--url", store_url, "--port", str(port))
+    assert in_use.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in in_use.stderr

@@ -71,6 +71,8 @@ async def test_api_errors_name_what_was_wrong(store: Store, serve: Callable[...,
             ("/api/jobs", {"status": "sleeping"}, 400, "sleeping"),
             ("/api/jobs", {"limit": "0"}, 400, "limit"),
             ("/api/jobs", {"limit": "10" * 400}, 400, "limit"),
+            ("/api/jobs", {"limit": "\u00b2"}, 400, "limit"),
+            ("/api/jobs", {"limit": "9" * 5000}, 400, "limit"),
             ("/api/jobs", {"after": str(uuid4())}, 404, ""),
             (f"/api/workers/{uuid4()}", {}, 404, ""),
             ("/api/flows/no-such-book", {}, 404, "no-such-book"),
@@ -183,9 +185,31 @@ async def test_token_is_required_on_every_request(store: Store, serve: Callable[
         opened = await client.get("/jobs", params={"token": "s3cret-token", "status": "active"})
         assert opened.status_code == 303
         assert opened.headers["location"] == "/jobs?status=active"
+        port = dashboard.url.rsplit(":", 1)[1]
+        assert opened.headers["set-cookie"].startswith(f"statestore_token_{port}=s3cret-token;")
         assert "HttpOnly" in opened.headers["set-cookie"]
         assert "SameSite=Strict" in opened.headers["set-cookie"]
         assert (await client.get("/jobs")).status_code == 200  # the cookie now
+        # Another app's malformed cookie on this host does not hide it.
+        cookie = f"other=a b; statestore_token_{port}=s3cret-token"
+        async with dashboard.client() as fresh:
+            assert (await fresh.get("/api/jobs", headers={"Cookie": cookie})).status_code == 200
+            # The address it sends back is always a path of this dashboard.
+            raw = httpx.URL(dashboard.url).copy_with(raw_path=b"//elsewhere.example/x%3Fy?token=s3cret-token")
+            away = await fresh.get(raw)
+            assert away.status_code == 303
+            assert away.headers["location"] == "/elsewhere.example/x%3Fy"
+
+
+async def test_answers_carry_headers_that_keep_other_sites_out(store: Store, serve: Callable[..., Dashboard]) -> None:
+    seeded = await seed(store)
+    dashboard = serve(allow_control=True)
+    async with dashboard.client() as client:
+        for path in ("/jobs", f"/jobs/{seeded.render.uuid}", "/api/jobs", "/static/dashboard.js"):
+            headers = (await client.get(path)).headers
+            assert headers["x-frame-options"] == "DENY"  # no framing: no tricked clicks on control buttons
+            assert "frame-ancestors 'none'" in headers["content-security-policy"]
+            assert headers["x-content-type-options"] == "nosniff"
 
 
 async def test_host_names_other_than_the_allowed_are_refused(store: Store, serve: Callable[..., Dashboard]) -> None:

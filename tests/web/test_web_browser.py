@@ -159,7 +159,7 @@ async def test_control_buttons_steer_through_the_state_machine(
     )
     await _shot(page, "job-control", backend)
     # The same button on a page whose CSRF token was tampered with is refused.
-    await page.evaluate("document.querySelector('meta[name=csrf-token]').content = 'forged'")
+    await page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(f => { f.value = 'forged'; })")
     await page.locator("button[data-action=cancel]").click()
     await expect(page.locator("#notice")).to_contain_text("CSRF")
     assert (await store.jobs.fetch(seeded.render.uuid)).status is JobStatus.PAUSE_REQUESTED

@@ -8,10 +8,13 @@ from uuid import uuid4
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection
 
 from statestore import Store
 from statestore.errors import InvalidInput, NotFound
 from statestore.farm import AuthoredJob, AuthoredTask, JobStatus, TaskStatus
+from statestore.farm.tables import DEPENDENCIES
 from statestore.overview.graph import SUMMARY_GROUPS, job_graph, layers_of
 from statestore.web.drawing import draw
 
@@ -82,6 +85,22 @@ async def test_a_deep_job_is_summarised_in_groups_of_layers(store: Store) -> Non
     drawing = draw(graph, ORDER)
     assert len(drawing.nodes) == len(groups)
     assert drawing.nodes[0]["segments"][0]["status"] == "queued"
+
+
+async def test_a_dependency_on_another_jobs_task_leaves_the_graph(store: Store) -> None:
+    # Authoring keeps dependencies within a job; a hand-made import could cross jobs.
+    here, there = AuthoredTask("here", "blender"), AuthoredTask("there", "blender")
+    job = await store.jobs.store_authored(AuthoredJob("a", "t", status=JobStatus.QUEUED, tasks=[here]))
+    await store.jobs.store_authored(AuthoredJob("b", "t", status=JobStatus.QUEUED, tasks=[there]))
+    ids = {task.uuid: task.id for task in [*await store.tasks.of_job(job.uuid)]}
+    other = await store.tasks.fetch(there.uuid)
+
+    def cross(connection: Connection) -> None:
+        connection.execute(insert(DEPENDENCIES).values(task_id=ids[here.uuid], dependency_id=other.id))
+
+    await store.write(cross)
+    graph = await job_graph(store, job.uuid)
+    assert (graph["tasks"], graph["layers"], graph["edges"]) == (1, 1, [])
 
 
 async def test_graph_of_what_is_not_a_job(store: Store) -> None:

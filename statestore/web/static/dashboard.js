@@ -74,18 +74,35 @@
     notice.hidden = false;
   }
 
-  if (stream) {
+  // EventSource reconnects by itself after a dropped connection (resuming
+  // from the last event's id); after an answer it cannot retry (a restart
+  // that refused it, say) it stops for good, so start over, from the last
+  // cursor seen, backing off to ten seconds.
+  let cursor = body.dataset.cursor || "";
+  let wait = 500;
+  function connect() {
     const url = new URL(stream, location.href);
-    if (body.dataset.cursor) url.searchParams.set("after", body.dataset.cursor);
+    if (cursor) url.searchParams.set("after", cursor);
     const source = new EventSource(url);
-    source.addEventListener("open", function () { body.dataset.live = "on"; });
-    source.addEventListener("error", function () { body.dataset.live = "off"; });
+    source.addEventListener("open", function () { body.dataset.live = "on"; wait = 500; });
+    source.addEventListener("error", function () {
+      body.dataset.live = "off";
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(connect, wait);
+        wait = Math.min(wait * 2, 10000);
+      }
+    });
     source.addEventListener("change", function (event) {
+      cursor = event.lastEventId || cursor;
       patch(JSON.parse(event.data));
       schedule();
     });
-    source.addEventListener("reset", schedule);
+    source.addEventListener("reset", function (event) {
+      cursor = event.lastEventId || cursor;
+      schedule();
+    });
   }
+  if (stream) connect();
 
   // Control forms post in the background and say what happened; the change
   // feed then updates the page. Without this script they post as plain forms.
@@ -93,15 +110,25 @@
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.classList.contains("control")) return;
     event.preventDefault();
-    const token = document.querySelector('meta[name="csrf-token"]');
-    const response = await fetch(form.action, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRF-Token": token ? token.content : "", Accept: "application/json" },
-    });
+    // The form's own token: after a restart of the dashboard, the refreshed
+    // content carries the new one while the page's head keeps the old.
+    const field = form.elements.namedItem("csrf_token");
+    const token = field ? field.value : "";
+    let response = null;
     let answer = null;
-    try { answer = await response.json(); } catch (error) { answer = null; }
-    if (response.ok) {
+    try {
+      response = await fetch(form.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRF-Token": token, Accept: "application/json" },
+      });
+      answer = await response.json();
+    } catch (error) {
+      answer = null;
+    }
+    if (response === null) {
+      show("the dashboard cannot be reached", true);
+    } else if (response.ok) {
       show(answer && answer.length ? answer.length + " status changes" : "nothing changed (already in that status)", false);
     } else {
       show((answer && answer.error) || "refused: " + response.status, true);
