@@ -10,13 +10,16 @@ change reaches an open event stream.
    process (``store.jobs.fetch`` + ``store.tasks.of_job``). Figure: the
    page's median time over the library's. Goal ≤ 3×.
 2. **Change to stream.** An HTTP client holds ``/api/events?job=…`` open
-   while this process commits ``--changes`` task status changes, one every
-   20–60 ms. For each, the time from the commit's return to the event's
-   arrival over HTTP: p50 and p99. Beside it, in the same run, a follower
-   of ``store.changes`` on a second store in this process (no HTTP): what
-   the feed alone costs.
+   while this process commits task status changes: ``--changes`` of them
+   one every 20–60 ms (a busy farm), then ``--idle-changes`` one every
+   1–1.5 s (a quiet one: on a server backend the feed's re-reads back off
+   to half a second meanwhile). For each, the time from the commit's
+   return to the event's arrival over HTTP: p50 and p99. Beside it, in the
+   same run, a follower of ``store.changes`` on a second store in this
+   process (no HTTP): what the feed alone costs.
 
-Usage: python bench/dashboard.py [--postgres URL] [--tasks N] [--rounds N] [--changes N] [--skip-sqlite]
+Usage: python bench/dashboard.py [--postgres URL] [--tasks N] [--rounds N] [--changes N] [--idle-changes N]
+                                 [--skip-sqlite]
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ async def _feed_arrivals(url: str, job: UUID, arrivals: dict[str, float], ready:
                 arrivals.setdefault(change.cursor, time.perf_counter())
 
 
-async def change_latency(name: str, url: str, changes: int) -> None:
+async def change_latency(name: str, url: str, changes: int, idle_changes: int) -> None:
     async with open_store(url) as store:
         job, frames = await _big_job(store, 50)
         async with _served(url) as base:
@@ -143,25 +146,33 @@ async def change_latency(name: str, url: str, changes: int) -> None:
             ]
             await asyncio.gather(*(event.wait() for event in ready))
             await asyncio.sleep(0.5)
-            committed: dict[str, float] = {}
             rng = random.Random(7)
             task = frames[0]
-            for n in range(changes):
-                status = TaskStatus.CANCELED if n % 2 == 0 else TaskStatus.QUEUED
-                await store.state_machine.task_status_change(task, status, reason="bench")
-                at = time.perf_counter()
-                # The change's cursor: the newest of the feed, read after the commit returned.
-                committed[await store.changes.cursor()] = at
-                await asyncio.sleep(rng.uniform(0.02, 0.06))
+            phases: dict[str, dict[str, float]] = {"busy": {}, "idle": {}}
+            for phase, count, gaps in (("busy", changes, (0.02, 0.06)), ("idle", idle_changes, (1.0, 1.5))):
+                for n in range(count):
+                    status = TaskStatus.CANCELED if n % 2 == 0 else TaskStatus.QUEUED
+                    await store.state_machine.task_status_change(task, status, reason="bench")
+                    at = time.perf_counter()
+                    # The change's cursor: the newest of the feed, read after the commit returned.
+                    phases[phase][await store.changes.cursor()] = at
+                    await asyncio.sleep(rng.uniform(*gaps))
+                task = frames[1]  # the idle phase starts from a queued task again
             await asyncio.sleep(2)
             for listener in listeners:
                 listener.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
-    for label, arrivals in (("over HTTP (SSE)", over_http), ("feed follower, no HTTP", direct)):
-        delays = [max(0.0, arrivals[cursor] - at) * 1000 for cursor, at in committed.items() if cursor in arrivals]
-        missing = len(committed) - len(delays)
-        p50, p99 = percentiles(delays)
-        print(f"{name}: commit → {label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(delays)} changes, {missing} missed)")
+    for phase, committed in phases.items():
+        for label, arrivals in (("over HTTP (SSE)", over_http), ("feed follower, no HTTP", direct)):
+            delays = [max(0.0, arrivals[c] - at) * 1000 for c, at in committed.items() if c in arrivals]
+            if not delays:
+                continue
+            p50, p99 = percentiles(delays)
+            missing = len(committed) - len(delays)
+            print(
+                f"{name}, {phase} ({len(delays)} changes, {missing} missed): commit → {label}: "
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            )
 
 
 async def main() -> None:
@@ -170,6 +181,7 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--idle-changes", type=int, default=20)
     parser.add_argument("--skip-sqlite", action="store_true")
     options = parser.parse_args()
     figures: list[Figure] = []
@@ -179,13 +191,13 @@ async def main() -> None:
             async with open_store(url, create=True) as store:
                 await store.upgrade()
             figures.append(await job_page("SQLite file", url, options.tasks, options.rounds))
-            await change_latency("SQLite file", url, options.changes)
+            await change_latency("SQLite file", url, options.changes, options.idle_changes)
     if options.postgres:
         async with throwaway_postgres(options.postgres) as url:
             async with open_store(url, create=True) as store:
                 await store.upgrade()
             figures.append(await job_page("PostgreSQL", url, options.tasks, options.rounds))
-            await change_latency("PostgreSQL", url, options.changes)
+            await change_latency("PostgreSQL", url, options.changes, options.idle_changes)
     report(figures, "ratio = the page's time over loading the job and its tasks through the library; goal ≤ 3x")
 
 
