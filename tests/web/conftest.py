@@ -1,6 +1,6 @@
 """Fixtures of the dashboard's tests: a real server (uvicorn, in a thread,
-on a free port of 127.0.0.1) on the test's database — a SQLite file or
-PostgreSQL — and a real browser (Debian's Chromium driven by Playwright).
+on a free port of 127.0.0.1) on the test's database — a SQLite file,
+PostgreSQL or MariaDB — and a real browser (Debian's Chromium driven by Playwright).
 
 The test seeds and changes its database through ``store``, a store of its
 own: the server sees those changes as it would another process's."""
@@ -23,7 +23,7 @@ from playwright.async_api import Browser, async_playwright
 
 from statestore.web import create_app
 
-WEB_BACKENDS = ("sqlite-file", "postgresql")
+WEB_BACKENDS = ("sqlite-file", "postgresql", "mysql")
 ARTIFACTS = Path(os.environ.get("STATESTORE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
 SCREENSHOTS = ARTIFACTS / "dashboard"
 """Where the browser tests save a screenshot of each page (printed at the end of the run)."""
@@ -41,7 +41,8 @@ def chromium() -> str:
 
 @pytest.fixture(params=WEB_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The dashboard is tested on a SQLite file and on PostgreSQL."""
+    """The dashboard is tested on a SQLite file, PostgreSQL and MariaDB (an
+    in-memory SQLite store cannot be shared with the server's)."""
     return str(request.param)
 
 
