@@ -90,8 +90,14 @@ async def test_api_errors_name_what_was_wrong(store: Store, serve: Callable[...,
         assert (await client.get("/api/jobs")).status_code == 200
 
 
-async def _first_change(client: httpx.AsyncClient, path: str, received: asyncio.Queue[tuple[float, dict]]) -> None:
-    async with client.stream("GET", path) as stream:
+async def _changes(
+    client: httpx.AsyncClient,
+    path: str,
+    received: asyncio.Queue[tuple[float, dict]],
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Put each change event of the stream at ``path`` in ``received``, with its arrival time."""
+    async with client.stream("GET", path, headers=headers) as stream:
         event = ""
         async for line in stream.aiter_lines():
             if line.startswith("event:"):
@@ -109,7 +115,7 @@ async def test_event_stream_carries_changes_filtered_and_resumable(
     async with dashboard.client() as client:
         cursor = await store.changes.cursor()
         follower = asyncio.create_task(
-            _first_change(client, f"/api/events?job={seeded.render.uuid}&after={cursor}", received)
+            _changes(client, f"/api/events?job={seeded.render.uuid}&after={cursor}", received)
         )
         try:
             await store.state_machine.job_status_change(
@@ -125,7 +131,7 @@ async def test_event_stream_carries_changes_filtered_and_resumable(
             follower.cancel()
         # Resuming with Last-Event-ID (as a browser reconnects) starts right after that change.
         headers = {"Last-Event-ID": change["cursor"]}
-        again = asyncio.create_task(_resumed(client, headers, seeded.render.uuid, received))
+        again = asyncio.create_task(_changes(client, f"/api/events?job={seeded.render.uuid}", received, headers))
         try:
             await store.state_machine.task_status_change(seeded.video, TaskStatus.QUEUED, reason="video after all")
             _, next_change = await asyncio.wait_for(received.get(), 10)
@@ -133,16 +139,6 @@ async def test_event_stream_carries_changes_filtered_and_resumable(
             assert next_change["cursor"] > change["cursor"]
         finally:
             again.cancel()
-
-
-async def _resumed(client: httpx.AsyncClient, headers: dict[str, str], job: object, received: asyncio.Queue) -> None:
-    async with client.stream("GET", f"/api/events?job={job}", headers=headers) as stream:
-        event = ""
-        async for line in stream.aiter_lines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event == "change":
-                await received.put((time.monotonic(), json.loads(line.split(":", 1)[1])))
 
 
 async def test_pages_escape_what_users_stored_and_show_no_secret(store: Store, serve: Callable[..., Dashboard]) -> None:
@@ -288,7 +284,7 @@ async def test_streams_outlive_abandoned_clients_and_dropped_connections(
     dashboard = serve()
     received: asyncio.Queue[tuple[float, dict]] = asyncio.Queue()
     async with dashboard.client() as client:
-        follower = asyncio.create_task(_first_change(client, f"/api/events?job={seeded.render.uuid}", received))
+        follower = asyncio.create_task(_changes(client, f"/api/events?job={seeded.render.uuid}", received))
         try:
             # Browsers that leave mid-stream: their followers must go, not pile up on the pool.
             for _ in range(25):
