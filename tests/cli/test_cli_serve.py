@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from statestore import Store
+from statestore.cli import serve_command
 from tests.cli.conftest import cli
 from tests.support.dashboard_seed import seed
 
@@ -80,3 +82,13 @@ async def test_serve_refuses_before_listening(tmp_path: Path, store_url: str) ->
         in_use = await cli("serve", "--url", store_url, "--port", str(port))
     assert in_use.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in in_use.stderr
+
+
+async def test_serve_without_the_web_extra_says_what_to_install(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serve_command, "WEB_MODULES", (*serve_command.WEB_MODULES, "statestore_no_such_module"))
+    ran = await cli("serve", "--url", store_url)
+    assert ran.exit_code == 2
+    assert "pip install 'statestore[web]'" in ran.stderr
+    assert "statestore_no_such_module" in ran.stderr
