@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from statestore import Store
 from statestore.farm import AuthoredJob, AuthoredTask, JobStatus, TaskStatus
@@ -158,8 +158,13 @@ async def test_control_buttons_steer_through_the_state_machine(
         "data-status", "paused", timeout=LIVE
     )
     await _shot(page, "job-control", backend)
-    # The same button on a page whose CSRF token was tampered with is refused.
-    await page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(f => { f.value = 'forged'; })")
+
+    # The same button sending a wrong CSRF token is refused. The request itself is rewritten: a
+    # tampered form could be swapped for a fresh one by the page's next live update.
+    async def forge(route: Route) -> None:
+        await route.continue_(headers={**route.request.headers, "x-csrf-token": "forged"})
+
+    await page.route("**/api/jobs/*/cancel", forge)
     await page.locator("button[data-action=cancel]").click()
     await expect(page.locator("#notice")).to_contain_text("CSRF")
     assert (await store.jobs.fetch(seeded.render.uuid)).status is JobStatus.PAUSE_REQUESTED
