@@ -77,11 +77,6 @@ def layers_of(ids: list[int], edges: list[tuple[int, int]]) -> dict[int, int]:
     return layer
 
 
-def _text(uuid: Any) -> str:
-    """A uuid column's value as the canonical string, whichever type the driver hands back."""
-    return str(uuid if isinstance(uuid, UUID) else UUID(str(uuid)))
-
-
 def _read(connection: Connection, job: UUID) -> tuple[list[Any], list[tuple[int, int]]]:
     tasks = list(connection.execute(_TASKS, {"job": job}))
     if not tasks and connection.execute(_JOB, {"job": job}).first() is None:
@@ -137,7 +132,7 @@ async def job_graph(store: Store, job: UUID | str, *, drawn_tasks: int = DRAWN_T
     nodes = []
     for task in tasks:
         at = layer[int(task.id)]
-        uuid_of[int(task.id)] = _text(task.uuid)
+        uuid_of[int(task.id)] = str(task.uuid)  # a Uuid column: a UUID on every dialect
         nodes.append(
             {
                 "uuid": uuid_of[int(task.id)],

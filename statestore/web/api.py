@@ -13,7 +13,6 @@ status changes as JSON.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -25,14 +24,15 @@ from statestore.errors import InvalidInput
 from statestore.farm.records import StatusChange
 from statestore.farm.statuses import JobStatus, TaskStatus
 from statestore.farm.tables import LENGTHS
+from statestore.overview.flows import book_tree
 from statestore.overview.graph import job_graph
-from statestore.overview.jobs import status_change_row
-from statestore.store import Store
+from statestore.overview.jobs import job_detail, status_change_row
+from statestore.overview.workers import worker_detail
 from statestore.web.guard import check_control
 from statestore.web.live import events
 from statestore.web.params import uuid_of
 from statestore.web.settings import Settings
-from statestore.web.views import book_view, flows_view, job_view, jobs_view, worker_view, workers_view
+from statestore.web.views import JOB_PAGE_TASKS, books_listing, job_counts, jobs_listing, store_of, workers_listing
 
 __all__ = ["routes"]
 
@@ -46,40 +46,36 @@ JOB_ACTIONS = {
 FORM = "application/x-www-form-urlencoded"
 
 
-def _json(data: Any) -> JSONResponse:
-    return JSONResponse(data)
-
-
 async def jobs(request: Request) -> Response:
-    return _json((await jobs_view(request))["jobs"])
+    return JSONResponse((await jobs_listing(request)).rows)
 
 
-async def job_counts(request: Request) -> Response:
-    return _json((await jobs_view(request))["counts"])
+async def counts(request: Request) -> Response:
+    return JSONResponse(await job_counts(store_of(request)))
 
 
 async def job(request: Request) -> Response:
-    return _json((await job_view(request, uuid_of(request, "job")))["job"])
+    return JSONResponse(await job_detail(store_of(request), uuid_of(request, "job"), task_limit=JOB_PAGE_TASKS))
 
 
 async def graph(request: Request) -> Response:
-    return _json(await job_graph(request.app.state.store, uuid_of(request, "job")))
+    return JSONResponse(await job_graph(store_of(request), uuid_of(request, "job")))
 
 
 async def workers(request: Request) -> Response:
-    return _json((await workers_view(request))["workers"])
+    return JSONResponse((await workers_listing(request)).rows)
 
 
 async def worker(request: Request) -> Response:
-    return _json((await worker_view(request, uuid_of(request, "worker")))["worker"])
+    return JSONResponse(await worker_detail(store_of(request), uuid_of(request, "worker")))
 
 
 async def flows(request: Request) -> Response:
-    return _json((await flows_view(request))["books"])
+    return JSONResponse((await books_listing(request)).rows)
 
 
 async def book(request: Request) -> Response:
-    return _json((await book_view(request, request.path_params["book"]))["book"])
+    return JSONResponse(await book_tree(store_of(request), request.path_params["book"]))
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -105,7 +101,7 @@ def _answer(request: Request, form: dict[str, str], changes: tuple[StatusChange,
         # Only a path of this dashboard: never an address elsewhere.
         target = back if back.startswith("/") and not back.startswith("//") else "/jobs"
         return RedirectResponse(target, status_code=303)
-    return _json([status_change_row(change) for change in changes])
+    return JSONResponse([status_change_row(change) for change in changes])
 
 
 async def job_action(request: Request) -> Response:
@@ -116,7 +112,7 @@ async def job_action(request: Request) -> Response:
     status = JOB_ACTIONS.get(action)
     if status is None:
         raise InvalidInput(f"action: {shown(action)} is not one of {', '.join(JOB_ACTIONS)}")
-    store: Store = request.app.state.store
+    store = store_of(request)
     uuid = uuid_of(request, "job")
     changes = await store.state_machine.job_status_change(
         uuid, status, reason=_reason(form, f"{action} job"), who=_who(request)
@@ -128,7 +124,7 @@ async def task_requeue(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     form = await _form(request)
     check_control(request, allowed=settings.allow_control, csrf_token=settings.csrf_token, form=form)
-    store: Store = request.app.state.store
+    store = store_of(request)
     uuid = uuid_of(request, "task")
     changes = await store.state_machine.task_status_change(
         uuid, TaskStatus.QUEUED, reason=_reason(form, "requeue task"), who=_who(request)
@@ -138,7 +134,7 @@ async def task_requeue(request: Request) -> Response:
 
 routes = [
     Route("/api/jobs", jobs),
-    Route("/api/jobs/counts", job_counts),
+    Route("/api/jobs/counts", counts),
     Route("/api/jobs/{job}", job),
     Route("/api/jobs/{job}/graph", graph),
     Route("/api/jobs/{job}/{action}", job_action, methods=["POST"]),

@@ -15,18 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 
-from statestore.changes.feed import position_of
-from statestore.changes.kinds import ChangeKind
-from statestore.core.validate import shown, uuid_value
-from statestore.errors import CursorExpired, InvalidInput, Unavailable
+from statestore.changes.records import Change
+from statestore.errors import CursorExpired, Unavailable
 from statestore.overview.changes import change_row
 from statestore.store import Store
+from statestore.web.views import store_of
 
 __all__ = ["PING_SECONDS", "events"]
 
@@ -37,20 +36,14 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 """Waits before following again while the database cannot be reached."""
 
 
-def _kinds(values: list[str]) -> list[ChangeKind] | None:
-    try:
-        return [ChangeKind(value) for value in values] or None
-    except ValueError:
-        bad = next(value for value in values if value not in set(ChangeKind))
-        raise InvalidInput(f"kind: {shown(bad)} is not a change kind (one of {', '.join(ChangeKind)})") from None
-
-
-async def _stream(store: Store, after: str, filters: dict[str, Any]) -> AsyncIterator[dict[str, str]]:
+async def _stream(
+    store: Store, changes: AsyncGenerator[Change, None], after: str, filters: dict[str, Any]
+) -> AsyncIterator[dict[str, str]]:
     failures = 0
     while True:
         try:
-            async with contextlib.aclosing(store.changes(after, follow=True, **filters)) as changes:
-                async for change in changes:
+            async with contextlib.aclosing(changes) as following:
+                async for change in following:
                     after, failures = change.cursor, 0
                     yield {"event": "change", "id": change.cursor, "data": json.dumps(change_row(change))}
         except CursorExpired:
@@ -65,19 +58,21 @@ async def _stream(store: Store, after: str, filters: dict[str, Any]) -> AsyncIte
                 return  # the store is closing: the dashboard is stopping
             await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
             failures += 1
+        changes = store.changes(after, follow=True, **filters)
 
 
 async def events(request: Request) -> EventSourceResponse:
     """Follow the change feed: ``after`` (or ``Last-Event-ID``) a cursor,
     else from now; ``job``, ``flow``, ``kind`` (repeatable) filter."""
-    store: Store = request.app.state.store
+    store = store_of(request)
     query = request.query_params
     after = request.headers.get("last-event-id") or query.get("after") or None
-    if after is not None:
-        position_of(after)  # InvalidInput (400) before the stream starts
-    filters: dict[str, Any] = {"kinds": _kinds(query.getlist("kind"))}
-    for name in ("job", "flow"):
-        if query.get(name):
-            filters[name] = uuid_value(query[name], name)
+    filters: dict[str, Any] = {
+        "kinds": query.getlist("kind") or None,
+        "job": query.get("job") or None,
+        "flow": query.get("flow") or None,
+    }
     start = after if after is not None else await store.changes.cursor()
-    return EventSourceResponse(_stream(store, start, filters), ping=PING_SECONDS)
+    # The feed checks its arguments when called: InvalidInput (400) before the stream starts.
+    changes = store.changes(start, follow=True, **filters)
+    return EventSourceResponse(_stream(store, changes, start, filters), ping=PING_SECONDS)

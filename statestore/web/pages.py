@@ -1,21 +1,35 @@
-"""The dashboard's HTML pages: each renders a view of
-:mod:`statestore.web.views` through its Jinja2 template, with what the page
-needs to stay live (the event stream it follows and the cursor it was read
-at) and, when control is on, the CSRF token its forms send back."""
+"""The dashboard's HTML pages: each renders the overview's shapes (through
+:mod:`statestore.web.views` for the listings) with its Jinja2 template,
+with what the page needs to stay live — the event stream it follows and the
+change feed's cursor, read before anything else, so a change made while the
+page is read reaches it as an event — and, when control is on, the CSRF
+token its forms send back."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from statestore.farm.statuses import JobStatus, TaskStatus, WorkerStatus
+from statestore.overview.flows import book_tree
+from statestore.overview.graph import job_graph
+from statestore.overview.jobs import job_detail
+from statestore.overview.workers import worker_detail
 from statestore.web.drawing import draw
 from statestore.web.params import uuid_of
 from statestore.web.settings import Settings
-from statestore.web.views import book_view, flows_view, job_view, jobs_view, worker_view, workers_view
+from statestore.web.views import (
+    JOB_PAGE_TASKS,
+    books_listing,
+    job_counts,
+    jobs_listing,
+    store_of,
+    workers_listing,
+)
 
 __all__ = ["render", "routes"]
 
@@ -25,12 +39,8 @@ FLOW_KINDS = ("logbook.saved", "logbook.destroyed", "flow.state", "atom.state")
 
 
 def _stream(**filters: Any) -> str:
-    """The page's event stream: ``/api/events`` with its filters."""
-    parts = []
-    for name, value in filters.items():
-        for item in value if isinstance(value, tuple) else (value,):
-            parts.append(f"{name}={item}")
-    return "/api/events" + ("?" + "&".join(parts) if parts else "")
+    """The page's event stream: ``/api/events`` with its filters (a tuple: the parameter repeated)."""
+    return "/api/events?" + urlencode(filters, doseq=True)
 
 
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
@@ -51,38 +61,72 @@ async def home(request: Request) -> Response:
 
 
 async def jobs_page(request: Request) -> Response:
-    view = await jobs_view(request)
-    return render(request, "jobs.html", {**view, "all_statuses": list(JobStatus), "stream": _stream(kind=JOB_KINDS)})
+    cursor = await store_of(request).changes.cursor()  # first: a change made while reading reaches the page
+    counts = await job_counts(store_of(request))
+    listing = await jobs_listing(request)
+    context = {
+        "cursor": cursor,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "jobs": listing.rows,
+        "listing": listing,
+        "all_statuses": list(JobStatus),
+        "stream": _stream(kind=JOB_KINDS),
+    }
+    return render(request, "jobs.html", context)
 
 
 async def job_page(request: Request) -> Response:
+    store = store_of(request)
     job = uuid_of(request, "job")
-    view = await job_view(request, job)
+    cursor = await store.changes.cursor()
+    detail = await job_detail(store, job, task_limit=JOB_PAGE_TASKS)
+    graph = await job_graph(store, job)
     order = [status.value for status in TaskStatus]
-    context = {**view, "drawing": draw(view["graph"], order), "task_statuses": order, "stream": _stream(job=job)}
+    context = {
+        "cursor": cursor,
+        "job": detail,
+        "graph": graph,
+        "drawing": draw(graph, order),
+        "task_statuses": order,
+        "stream": _stream(job=job),
+    }
     return render(request, "job.html", context)
 
 
 async def workers_page(request: Request) -> Response:
-    view = await workers_view(request)
-    context = {**view, "all_statuses": list(WorkerStatus), "stream": _stream(kind=WORKER_KINDS)}
+    cursor = await store_of(request).changes.cursor()
+    listing = await workers_listing(request)
+    context = {
+        "cursor": cursor,
+        "workers": listing.rows,
+        "listing": listing,
+        "all_statuses": list(WorkerStatus),
+        "stream": _stream(kind=WORKER_KINDS),
+    }
     return render(request, "workers.html", context)
 
 
 async def worker_page(request: Request) -> Response:
+    store = store_of(request)
     worker = uuid_of(request, "worker")
-    view = await worker_view(request, worker)
-    return render(request, "worker.html", {**view, "stream": _stream(kind=WORKER_KINDS)})
+    cursor = await store.changes.cursor()
+    context = {"cursor": cursor, "worker": await worker_detail(store, worker), "stream": _stream(kind=WORKER_KINDS)}
+    return render(request, "worker.html", context)
 
 
 async def flows_page(request: Request) -> Response:
-    view = await flows_view(request)
-    return render(request, "flows.html", {**view, "stream": _stream(kind=FLOW_KINDS)})
+    cursor = await store_of(request).changes.cursor()
+    listing = await books_listing(request)
+    context = {"cursor": cursor, "books": listing.rows, "listing": listing, "stream": _stream(kind=FLOW_KINDS)}
+    return render(request, "flows.html", context)
 
 
 async def book_page(request: Request) -> Response:
-    view = await book_view(request, request.path_params["book"])
-    return render(request, "flows_book.html", {**view, "stream": _stream(kind=FLOW_KINDS)})
+    store = store_of(request)
+    cursor = await store.changes.cursor()
+    book = await book_tree(store, request.path_params["book"])
+    return render(request, "flows_book.html", {"cursor": cursor, "book": book, "stream": _stream(kind=FLOW_KINDS)})
 
 
 routes = [

@@ -1,36 +1,35 @@
-"""What each page shows, read from the store as the shapes of
-:mod:`statestore.overview` — the same the CLI's ``--json`` prints and
-``/api`` serves. A page renders one of these; ``/api`` returns its data.
+"""What the pages and ``/api`` read: keyset pages of the listings, as the
+shapes of :mod:`statestore.overview` — the same the CLI's ``--json``
+prints. A single job, worker or logbook is read with the overview's own
+function (``job_detail``, ``worker_detail``, ``book_tree``).
 
-Each view reads the change feed's cursor first: the page subscribes to the
-changes after it, so a change committed while the page was being read
-reaches the page as an event, never falls between the two.
+Query parameters go to the library as given: it checks statuses and the
+``after`` cursor (InvalidInput, 400, naming what was wrong) before any SQL.
+A page reads one row more than it shows, to know whether another follows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from starlette.requests import Request
 
-from statestore.farm.statuses import JobStatus, WorkerStatus
-from statestore.overview.flows import book_page, book_tree
-from statestore.overview.graph import job_graph
-from statestore.overview.jobs import job_detail, job_row
-from statestore.overview.workers import worker_detail, worker_page
+from statestore.farm.statuses import JobStatus
+from statestore.overview.flows import book_page
+from statestore.overview.jobs import job_row
+from statestore.overview.workers import worker_page
 from statestore.store import Store
-from statestore.web.params import after_of, limit_of, statuses_of
+from statestore.web.params import limit_of
 
 __all__ = [
     "JOB_PAGE_TASKS",
     "LISTING_PAGE",
-    "book_view",
-    "flows_view",
-    "job_view",
-    "jobs_view",
-    "worker_view",
-    "workers_view",
+    "Listing",
+    "books_listing",
+    "job_counts",
+    "jobs_listing",
+    "workers_listing",
 ]
 
 LISTING_PAGE = 50
@@ -40,79 +39,65 @@ JOB_PAGE_TASKS = 200
 """Tasks a job's page lists in its table (the graph shows them all, or their summary)."""
 
 
-def _store(request: Request) -> Store:
+@dataclass
+class Listing:
+    """One keyset page of a listing."""
+
+    rows: list[dict[str, Any]]
+    next: str | None
+    """The ``after`` of the next page; None on the last."""
+    statuses: list[str]
+    """The statuses it is filtered by (none: all)."""
+    limit: int
+
+
+def store_of(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def _paged(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    """The page's rows and the ``after`` of the next page (None on the last):
-    one row more than shown is read to know."""
+async def _listing(request: Request, read: Any) -> Listing:
+    """``read(statuses, after, limit)``'s rows as a page of at most ``limit``."""
+    query = request.query_params
+    statuses = [value for value in query.getlist("status") if value]
+    limit = limit_of(request, LISTING_PAGE)
+    rows = await read(statuses or None, query.get("after") or None, limit + 1)
     if len(rows) > limit:
-        return rows[:limit], rows[limit - 1]["uuid"]
-    return rows, None
+        return Listing(rows[:limit], rows[limit - 1]["uuid"], statuses, limit)
+    return Listing(rows, None, statuses, limit)
 
 
-async def jobs_view(request: Request) -> dict[str, Any]:
-    """Jobs: counts by status, a keyset page of jobs (filtered by status)."""
-    store = _store(request)
-    statuses, after, limit = statuses_of(request, JobStatus), after_of(request), limit_of(request, LISTING_PAGE)
-    cursor = await store.changes.cursor()
+async def jobs_listing(request: Request) -> Listing:
+    """A keyset page of jobs, filtered by ``status`` (repeatable)."""
+    store = store_of(request)
+
+    async def read(statuses: list[str] | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+        return [job_row(job) for job in await store.jobs.page(statuses=statuses, after=after, limit=limit)]
+
+    return await _listing(request, read)
+
+
+async def workers_listing(request: Request) -> Listing:
+    """A keyset page of workers, filtered by ``status`` (repeatable)."""
+    store = store_of(request)
+
+    async def read(statuses: list[str] | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+        return await worker_page(store, statuses=statuses, after=after, limit=limit)
+
+    return await _listing(request, read)
+
+
+async def books_listing(request: Request) -> Listing:
+    """A keyset page of logbooks, oldest first (no status to filter by)."""
+    store = store_of(request)
+
+    async def read(_: list[str] | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+        return await book_page(store, after=after, limit=limit)
+
+    return await _listing(request, read)
+
+
+async def job_counts(store: Store) -> dict[str, int]:
+    """How many jobs are in each status, every status named."""
     counts = await store.jobs.summarize_statuses()
-    found = await store.jobs.page(statuses=statuses, after=after, limit=limit + 1)
-    rows, following = _paged([job_row(job) for job in found], limit)
-    return {
-        "cursor": cursor,
-        "counts": {status.value: counts.get(status, 0) for status in JobStatus},
-        "total": sum(counts.values()),
-        "statuses": [status.value for status in statuses or ()],
-        "jobs": rows,
-        "next": following,
-        "limit": limit,
-    }
-
-
-async def job_view(request: Request, job: UUID) -> dict[str, Any]:
-    """One job: its detail (tasks, failures, blocklist, history) and its graph."""
-    store = _store(request)
-    cursor = await store.changes.cursor()
-    detail = await job_detail(store, job, task_limit=JOB_PAGE_TASKS)
-    graph = await job_graph(store, job)
-    return {"cursor": cursor, "job": detail, "graph": graph}
-
-
-async def workers_view(request: Request) -> dict[str, Any]:
-    """Workers: a keyset page (filtered by status)."""
-    store = _store(request)
-    statuses, after, limit = statuses_of(request, WorkerStatus), after_of(request), limit_of(request, LISTING_PAGE)
-    cursor = await store.changes.cursor()
-    rows, following = _paged(await worker_page(store, statuses=statuses, after=after, limit=limit + 1), limit)
-    return {
-        "cursor": cursor,
-        "statuses": [status.value for status in statuses or ()],
-        "workers": rows,
-        "next": following,
-        "limit": limit,
-    }
-
-
-async def worker_view(request: Request, worker: UUID) -> dict[str, Any]:
-    store = _store(request)
-    cursor = await store.changes.cursor()
-    return {"cursor": cursor, "worker": await worker_detail(store, worker)}
-
-
-async def flows_view(request: Request) -> dict[str, Any]:
-    """Logbooks: a keyset page, oldest first, with their flow counts."""
-    store = _store(request)
-    after, limit = after_of(request), limit_of(request, LISTING_PAGE)
-    cursor = await store.changes.cursor()
-    rows, following = _paged(await book_page(store, after=after, limit=limit + 1), limit)
-    return {"cursor": cursor, "books": rows, "next": following, "limit": limit}
-
-
-async def book_view(request: Request, book: str) -> dict[str, Any]:
-    """One logbook → its flow details → their atoms (the book by uuid or foreign id)."""
-    store = _store(request)
-    cursor = await store.changes.cursor()
-    return {"cursor": cursor, "book": await book_tree(store, book)}
+    return {status.value: counts.get(status, 0) for status in JobStatus}

@@ -9,9 +9,12 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 from uuid import uuid4
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from statestore import Store
@@ -299,3 +302,75 @@ async def test_streams_outlive_abandoned_clients_and_dropped_connections(
             assert (await client.get("/api/jobs")).status_code == 200
         finally:
             follower.cancel()
+
+
+async def test_concurrent_control_actions_on_one_job_all_land_or_are_refused(
+    store: Store, serve: Callable[..., Dashboard]
+) -> None:
+    seeded = await seed(store)
+    job = seeded.render.uuid
+    dashboard = serve(allow_control=True)
+    async with dashboard.client() as client:
+        page = (await client.get(f"/jobs/{job}")).text
+        headers = {"X-CSRF-Token": page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]}
+        calls = [f"/api/jobs/{job}/{action}" for action in ("pause", "cancel", "requeue") * 3]
+        calls += [f"/api/tasks/{task}/requeue" for task in seeded.frames[:4]]
+        answers = await asyncio.gather(*(client.post(path, headers=headers) for path in calls))
+        # Each call ran whole in the state machine or was refused as a disallowed transition.
+        assert {answer.status_code for answer in answers} <= {200, 409}, [a.text for a in answers]
+        assert any(answer.status_code == 200 for answer in answers)
+        assert (await store.check()).ok
+        # The job's status is the last one its history recorded.
+        history = [entry for entry in await store.status_history.of_job(job) if entry.task_uuid is None]
+        assert (await store.jobs.fetch(job)).status.value == history[-1].new_status
+        assert (await client.get(f"/api/jobs/{job}")).json()["status"] == history[-1].new_status
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
+
+
+def test_fuzzed_parameters_get_a_named_refusal_never_a_crash(serve: Callable[..., Dashboard]) -> None:
+    dashboard = serve()
+    with httpx.Client(base_url=dashboard.url, timeout=10) as client:
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(
+            path=st.sampled_from(["/api/jobs", "/api/workers", "/api/flows", "/jobs", "/workers", "/flows"]),
+            params=st.dictionaries(st.sampled_from(["status", "limit", "after"]), _TEXT, max_size=3),
+            # One path segment: "." and ".." would be resolved away by the client itself.
+            item=_TEXT.filter(lambda text: text not in ("", ".", "..")),
+            detail=st.sampled_from(
+                ["/api/jobs/{}", "/api/jobs/{}/graph", "/api/workers/{}", "/api/flows/{}", "/jobs/{}", "/flows/{}"]
+            ),
+        )
+        def check(path: str, params: dict[str, str], item: str, detail: str) -> None:
+            listed = client.get(path, params=params)
+            assert listed.status_code in (200, 400, 404), (path, params, listed.text)
+            one = client.get(detail.format(quote(item, safe="")))
+            # An encoded "/" decodes into the path: one ending in a slash is redirected without it.
+            answers = (200, 400, 404, 405, 307) if "/" in item else (200, 400, 404, 405)
+            assert one.status_code in answers, (detail, item, one.text)
+            if path.startswith("/api/") and listed.status_code != 200:
+                assert listed.json()["error"]
+
+        check()
+        assert client.get("/api/jobs").status_code == 200
+
+
+async def test_listing_pages_link_to_the_next_keeping_the_filter(store: Store, serve: Callable[..., Dashboard]) -> None:
+    seeded = await seed(store)
+    dashboard = serve()
+    async with dashboard.client() as client:
+        first = (await client.get("/jobs", params={"limit": "1"})).text
+        assert seeded.render.name in first
+        link = first.split('class="next" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert link == f"/jobs?limit=1&after={seeded.render.uuid}"
+        second = (await client.get(link)).text
+        assert "&lt;script&gt;" in second
+        assert seeded.render.name not in second
+        assert 'class="next"' not in second  # the last page
+        filtered = (await client.get("/workers", params={"status": "awake", "limit": "1"})).text
+        link = filtered.split('class="next" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert link == f"/workers?status=awake&limit=1&after={seeded.box.uuid}"
+        assert "render-box-02" in (await client.get(link)).text
+        assert 'value="awake" checked' in filtered
