@@ -15,40 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
 
 from statestore import Change, ChangeKind, Store
-from statestore.changes.tables import CHANGES
 from statestore.cli import events_command
-from statestore.core.dialect import facts_of
 from statestore.farm import Job
 from tests.cli.conftest import cli
 from tests.support.farm_fixtures import authored_job, store_job
+from tests.support.feed_reading import settled
 from tests.support.flow_fixtures import book_with, flow_with, retry
 
 WAIT = 60
 """Seconds before a follower that never gets its change fails the test
 instead of hanging it (a guard, not a measure: it normally takes well under one)."""
-
-
-def _held_back(connection: Connection) -> int:
-    horizon = facts_of(connection).change_horizon()
-    if horizon is None:
-        return 0
-    held = select(func.count()).select_from(CHANGES).where(CHANGES.c.tx >= horizon)
-    return int(connection.execute(held).scalar_one())
-
-
-async def _settled(store: Store) -> None:
-    """Wait until the feed shows every committed change: on PostgreSQL a
-    change shows once every older transaction on the server has ended
-    (statestore.changes.feed), and other tests' transactions may be open."""
-    for _ in range(500):
-        if not await store.read(_held_back):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the feed stayed behind the committed changes for 10 s")
 
 
 async def _changes(store: Store, after: str | None = None, **filters: Any) -> list[Change]:
@@ -62,7 +40,7 @@ async def _seed(store: Store) -> tuple[list[Change], Job, Job]:
     await store.logbooks.save(book_with(flow_with(retry("r"), name="f")))
     first = await store_job(store, authored_job(name="first"))
     second = await store_job(store, authored_job(name="second"))
-    await _settled(store)
+    await settled(store)
     return await _changes(store), first, second
 
 

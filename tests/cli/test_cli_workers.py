@@ -14,6 +14,7 @@ from statestore.farm import TaskStatus, WorkerStatus
 from statestore.farm.tables import WORKERS
 from tests.cli.conftest import cli
 from tests.support.farm_fixtures import create_worker
+from tests.support.feed_reading import settled_changes
 from tests.support.state_machine_fixtures import Q, activate, job_with, task_statuses
 
 LONG_NAME = "a-render-node-with-a-name-no-narrow-terminal-can-show-" + "x" * 9
@@ -76,7 +77,7 @@ async def test_sleep_and_wake_request_a_status_with_the_reason(store: Store, sto
     woken = await cli("workers", "wake", str(worker.uuid), "--url", store_url, "--json")
     assert woken.json()["status_requested"] is None  # it is awake: the request is cleared
     assert (await store.workers.fetch(worker.uuid)).status_requested is None
-    reasons = [c.reason async for c in store.changes(follow=False, kinds=["worker.requested"])]
+    reasons = [c.reason for c in await settled_changes(store, kinds=["worker.requested"])]
     assert reasons == ["night shift", "by the operator (statestore workers wake)"]
 
 

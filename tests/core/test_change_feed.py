@@ -16,14 +16,13 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import text, update
 
 from statestore import Change, ChangeKind, CursorExpired, InvalidInput, Store, open_store
 from statestore.changes.recording import change, record
 from statestore.changes.tables import CHANGES
-from statestore.core.dialect import facts_of
 from statestore.core.types import utcnow
+from tests.support.feed_reading import settled
 
 
 def _rows(
@@ -38,28 +37,7 @@ async def _append(store: Store, rows: list[dict[str, Any]], *, settle: bool = Tr
     until the feed can show it."""
     await store.write(partial(record, rows=rows))
     if settle:
-        await _settled(store)
-
-
-def _held_back(connection: Connection) -> int:
-    horizon = facts_of(connection).change_horizon()
-    if horizon is None:
-        return 0
-    held = select(func.count()).select_from(CHANGES).where(CHANGES.c.tx >= horizon)
-    return int(connection.execute(held).scalar_one())
-
-
-async def _settled(store: Store) -> None:
-    """Wait until the feed can show every committed change. On PostgreSQL a
-    change shows once every older transaction has ended, anywhere on the
-    server (see statestore.changes.feed): a transaction another test holds
-    open in another database delays it, so a read right after a commit may
-    not see it yet."""
-    for _ in range(500):
-        if not await store.read(_held_back):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the feed stayed behind the committed changes for 10 s")
+        await settled(store)
 
 
 async def _all(store: Store, after: str | None = None, **filters: Any) -> list[Change]:
@@ -132,6 +110,9 @@ async def test_a_change_committed_late_with_an_early_id_is_not_skipped(backend: 
             await _append(writer, [change(ChangeKind.JOB_STATUS, at=utcnow(), new="early")], settle=False)
             await _append(other, [change(ChangeKind.JOB_STATUS, at=utcnow(), new="late")], settle=False)
             seen = await _all(other)
+        # Both committed; a transaction another test holds open elsewhere on the server may still
+        # hold the feed's horizon below them for a moment (CI: 'late' read too soon, then missed).
+        await settled(other)
         rest = await _all(other, seen[-1].cursor) if seen else await _all(other)
     got = [c.new for c in seen + rest]
     assert sorted(got) == ["early", "late"], got

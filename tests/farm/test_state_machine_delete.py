@@ -15,6 +15,7 @@ from statestore.errors import Conflict, InvalidInput, NotFound
 from statestore.farm import JobStatus
 from statestore.farm.tables import STATUS_HISTORY
 from tests.support.farm_fixtures import create_worker
+from tests.support.feed_reading import settled_changes
 from tests.support.state_machine_fixtures import C, Q, activate, job_with, snapshot
 
 
@@ -38,8 +39,7 @@ async def test_delete_job_deletes_it_with_its_tasks_and_records_why(store: Store
             await store.tasks.fetch(task)
     assert await _history_rows(store, job.id) == 0
     assert (await store.tasks.fetch(other_tasks[0])).job_uuid == other.uuid
-    feed = store.changes(kinds=ChangeKind.JOB_DELETED, follow=False)
-    changes = [change async for change in feed]
+    changes = await settled_changes(store, kinds=ChangeKind.JOB_DELETED)
     assert [(c.job, c.old, c.reason, c.who) for c in changes] == [(job.uuid, "paused", "wrong frames", "operator:ann")]
 
 

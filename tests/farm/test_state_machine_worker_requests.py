@@ -19,6 +19,7 @@ from statestore.changes.kinds import ChangeKind
 from statestore.farm import TaskStatus, Worker, WorkerStatus
 from statestore.farm.tables import TASKS, WORKERS
 from tests.support.farm_fixtures import create_worker, job_of, render_task
+from tests.support.feed_reading import settled_changes
 from tests.support.state_machine_fixtures import activate, job_with, task_statuses
 
 
@@ -27,7 +28,7 @@ def _scalar(connection: Connection, statement: Select[Any]) -> Any:
 
 
 async def _changes(store: Store, kind: ChangeKind) -> list[tuple[str | None, str | None, str, str]]:
-    return [(c.old, c.new, c.reason, c.who) async for c in store.changes(follow=False, kinds=[kind])]
+    return [(c.old, c.new, c.reason, c.who) for c in await settled_changes(store, kinds=[kind])]
 
 
 async def test_a_request_is_stored_and_recorded_and_the_same_status_clears_it(store: Store) -> None:

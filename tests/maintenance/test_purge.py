@@ -23,6 +23,7 @@ from statestore.flows.tables import BOOKS
 from statestore.maintenance.purge import PurgeReport, purge
 from tests.support.farm_fixtures import create_worker, job_of, render_task
 from tests.support.farm_job_fixtures import count_rows, set_job_updated_at
+from tests.support.feed_reading import settled_changes
 from tests.support.flow_fixtures import book_with, flow_with
 from tests.support.state_machine_fixtures import C, Q, job_with
 
@@ -87,7 +88,7 @@ async def test_old_finished_work_goes_and_the_rest_stays(store: Store) -> None:
     for kept in ("old-running", "recent-success"):
         assert (await store.logbooks.get(scene["books"][kept])).uuid == scene["books"][kept]
     assert await count_rows(store, STATUS_HISTORY) == 0  # all of it was old
-    left = [c async for c in store.changes(follow=False)]
+    left = await settled_changes(store)
     assert {c.kind.value for c in left} == {"job.deleted", "logbook.destroyed"}  # what the purge itself recorded
     assert all(c.reason.startswith("purged") for c in left if c.kind.value == "job.deleted")
     assert await purge(store, finished_before=CUTOFF) == PurgeReport()
